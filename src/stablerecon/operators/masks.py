@@ -60,7 +60,7 @@ def _distance_1d(n: int, origin: Origin) -> np.ndarray:
 def _distance_2d(h: int, w: int, origin: Origin) -> np.ndarray:
     dy = _distance_1d(h, origin)[:, None]
     dx = _distance_1d(w, origin)[None, :]
-    return np.sqrt(dy**2 + dx**2) / math.sqrt(2.0) if origin == "corner" else np.sqrt(dy**2 + dx**2)
+    return np.sqrt(dy**2 + dx**2)
 
 
 def _weighted_choice(weights: np.ndarray, k: int, rng: np.random.Generator,

@@ -1,0 +1,155 @@
+"""Time each operator's ``A`` then ``A_adjoint`` against the raw kernel, in the same run.
+
+Usage::
+
+    python benchmarks/operators.py [--size 256] [--batch 8] [--repeats 7] [--out benchmarks/results]
+
+Prints a table and writes ``operators.json``. Targets (ratios, so they hold on any machine):
+
+* ``SubsampledFourier``: A + A_adjoint within 1.3x of bare ``torch.fft.fft2`` + ``ifft2``;
+* ``Radon`` (180 angles): A + A_adjoint at least 3x faster than ``skimage.transform.radon`` alone
+  (on the same batch, image by image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+from skimage.transform import radon as skimage_radon
+
+from stablerecon.operators import (
+    Blur,
+    Downsample,
+    GaussianMatrix,
+    Inpainting,
+    LinearOperator,
+    Radon,
+    SubsampledFourier,
+    SubsampledWalshHadamard,
+    gaussian_kernel,
+    masks,
+)
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time in seconds of ``fn`` over ``repeats`` runs, after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def a_then_adjoint(op: LinearOperator, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> object:
+        with torch.no_grad():
+            return op.A_adjoint(op.A(x))
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--angles", type=int, default=180)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    n, b = args.size, args.batch
+    x = torch.rand(b, 1, n, n, generator=torch.Generator().manual_seed(0))
+    rows: list[dict[str, object]] = []
+
+    def record(name: str, op_time: float, baseline: str, base_time: float, target: str,
+               ok: bool | None) -> None:
+        rows.append({"operator": name, "seconds": op_time, "baseline": baseline,
+                     "baseline_seconds": base_time, "ratio": op_time / base_time,
+                     "target": target, "pass": ok})
+
+    # Fourier against bare FFTs.
+    fourier = SubsampledFourier(masks.variable_density(n, 0.25, seed=0))
+    t_op = best_time(a_then_adjoint(fourier, x), args.repeats)
+    xc = x.to(torch.complex64)
+    t_fft = best_time(lambda: torch.fft.ifft2(torch.fft.fft2(xc, norm="ortho"), norm="ortho"),
+                      args.repeats)
+    record("SubsampledFourier", t_op, "torch.fft.fft2+ifft2", t_fft, "ratio <= 1.3", t_op / t_fft <= 1.3)
+
+    # Radon against scikit-image's radon on the same images.
+    t0 = time.perf_counter()
+    radon = Radon(n, angles=args.angles)
+    build = time.perf_counter() - t0
+    yy, xx = np.mgrid[:n, :n]
+    disc = torch.from_numpy(np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2) <= n / 2 - 1)
+    x_disc = x * disc  # scikit-image assumes the image vanishes outside the inscribed circle
+    t_op = best_time(a_then_adjoint(radon, x_disc), args.repeats)
+    theta = np.linspace(0.0, 180.0, args.angles, endpoint=False)
+    images = x_disc[:, 0].numpy()
+    t_sk = best_time(lambda: [skimage_radon(im, theta=theta, circle=True) for im in images],
+                     max(1, args.repeats // 3))
+    record("Radon", t_op, "skimage.transform.radon (A only)", t_sk, "ratio <= 1/3", t_op / t_sk <= 1 / 3)
+    rows[-1]["build_seconds"] = build
+
+    # Other operators, against the bare torch kernel they are built on (informative, no target).
+    hadamard = SubsampledWalshHadamard(masks.variable_density(n, 0.25, seed=0, origin="corner"))
+    flat = x.reshape(b, 1, n * n)
+    walsh = torch.from_numpy((scipy.linalg.hadamard(n) / np.sqrt(n)).astype(np.float32))
+    keep = masks.uniform_random(n, 0.5, seed=0)
+    others: list[tuple[str, LinearOperator, str, Callable[[], object]]] = [
+        ("SubsampledWalshHadamard", hadamard, "dense Hadamard matmul",
+         lambda: walsh @ x @ walsh.T),
+        ("Blur", Blur(gaussian_kernel(2.0), n), "torch.fft.fft2+ifft2",
+         lambda: torch.fft.ifft2(torch.fft.fft2(xc))),
+        ("Inpainting", Inpainting(keep), "x * mask",
+         lambda: x * keep),
+        ("Downsample", Downsample(4, n), "F.avg_pool2d",
+         lambda: torch.nn.functional.avg_pool2d(x, 4)),
+    ]
+    if n <= 128:
+        g = GaussianMatrix(n * n // 4, n, seed=0)
+        others.append(("GaussianMatrix", g, "x @ G.T", lambda: flat @ g.matrix.float().T))
+    for name, op, base_name, base_fn in others:
+        t_op = best_time(a_then_adjoint(op, x), args.repeats)
+        t_base = best_time(base_fn, args.repeats)
+        record(name, t_op, base_name, t_base, "-", None)
+
+    header = f"{'operator':<26}{'A+A* [ms]':>11}  {'baseline':<34}{'[ms]':>9}{'ratio':>8}  target"
+    print(f"size {n}x{n}, batch {b}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        verdict = "" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
+        print(f"{r['operator']:<26}{1e3 * r['seconds']:>11.2f}  {r['baseline']:<34}"
+              f"{1e3 * r['baseline_seconds']:>9.2f}{r['ratio']:>8.3f}  {r['target']} {verdict}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "operators",
+        "size": n,
+        "batch": b,
+        "angles": args.angles,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "rows": rows,
+    }
+    path = args.out / "operators.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
