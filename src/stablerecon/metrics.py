@@ -158,7 +158,7 @@ def psnr(x_hat: Tensor, x: Tensor, data_range: float | Tensor | None = None) -> 
     Example:
         >>> x = torch.zeros(1, 1, 8, 8)
         >>> psnr(x + 0.1, x, data_range=1.0)
-        tensor([20.0000])
+        tensor([20.])
     """
     a, b = _prepare(x_hat, x)
     rng = _data_range(data_range, b)

@@ -49,7 +49,7 @@ def available_images() -> list[str]:
     return sorted(_IMAGES)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=8)
 def _load_gray(name: str) -> np.ndarray:
     """Load ``name`` as a read-only float64 grayscale array in ``[0, 1]`` (cached)."""
     from skimage import data

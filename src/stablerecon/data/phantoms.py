@@ -1,10 +1,12 @@
 """Analytic phantoms: the Shepp-Logan head phantom and random-ellipse training phantoms.
 
-Both are rasterised on a pixel grid covering ``[-1, 1] x [-1, 1]``: pixel ``(i, j)`` of an
-``N x N`` image has centre ``x = -1 + (2 j + 1) / N`` (left to right) and
-``y = 1 - (2 i + 1) / N`` (top to bottom, i.e. ``y`` points up, as in MATLAB's ``phantom``
-and scikit-image's ``shepp_logan_phantom``). A pixel belongs to an ellipse when its centre
-does (no anti-aliasing), so any size works and edges stay sharp.
+Both are rasterised on the pixel grid of MATLAB's ``phantom``: pixel ``(i, j)`` of an
+``N x N`` image sits at ``x = -1 + 2 j / (N - 1)`` (left to right) and
+``y = 1 - 2 i / (N - 1)`` (top to bottom, so ``y`` points up), i.e. ``numpy.linspace(-1, 1, N)``
+with the outermost pixels on the border of the field of view (a 1-pixel image sits at 0). A
+pixel belongs to an ellipse when its grid point does (no anti-aliasing), so any size works and
+edges stay sharp. With this grid ``shepp_logan(400)`` reproduces
+``skimage.data.shepp_logan_phantom()`` pixel for pixel (up to that file's 8-bit rounding).
 
 References
 ----------
@@ -58,8 +60,8 @@ def _check_size(size: object, name: str = "size") -> int:
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates: ``x`` of shape ``(1, N)`` and ``y`` of shape ``(N, 1)``."""
-    t = -1.0 + (2.0 * np.arange(size) + 1.0) / size
+    """Grid coordinates: ``x`` of shape ``(1, N)`` and ``y`` of shape ``(N, 1)``."""
+    t = np.linspace(-1.0, 1.0, size) if size > 1 else np.zeros(1)
     return t[None, :], -t[:, None]
 
 
@@ -119,6 +121,7 @@ def ellipses(
     max_ellipses: int = 15,
     min_axis: float = 0.02,
     max_axis: float = 0.5,
+    min_aspect: float = 0.3,
     max_centre_radius: float = 0.75,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
@@ -130,9 +133,10 @@ def ellipses(
     (nonnegative, max 1, background 0). Per ellipse, independently:
 
     - centre uniform in the disc of radius ``max_centre_radius`` (image half-width = 1);
-    - semi-axes log-uniform in ``[min_axis, max_axis]`` (independent for the two axes, so
-      shapes run from tiny dots to large elongated regions; default 1.3 % to 25 % of the image
-      width for the semi-axis, i.e. about 2.5 to 64 pixels of diameter at 128);
+    - first semi-axis log-uniform in ``[min_axis, max_axis]`` (default 1 % to 25 % of the
+      image width, i.e. ellipses from about 2.5 to 64 pixels across at 128: many small ones,
+      some large ones), the second one that times an aspect ratio uniform in
+      ``[min_aspect, 1]``;
     - angle uniform in ``[0, pi)``;
     - intensity uniform in ``[0.1, 1]``.
 
@@ -148,8 +152,9 @@ def ellipses(
             (not reproducible).
         min_ellipses: least number of ellipses per phantom (``>= 1``).
         max_ellipses: largest number of ellipses per phantom (``>= min_ellipses``).
-        min_axis: smallest semi-axis, in units of the image half-width (``> 0``).
-        max_axis: largest semi-axis, same units (``>= min_axis``).
+        min_axis: smallest first semi-axis, in units of the image half-width (``> 0``).
+        max_axis: largest first semi-axis, same units (``>= min_axis``).
+        min_aspect: smallest ratio of second to first semi-axis, in ``(0, 1]``.
         max_centre_radius: centres lie within this distance of the image centre (``>= 0``).
         dtype: floating dtype of the result.
         device: device of the result.
@@ -168,6 +173,8 @@ def ellipses(
     for name, val in (("min_axis", min_axis), ("max_axis", max_axis)):
         if not (isinstance(val, (int, float)) and np.isfinite(val) and val > 0):
             raise ValueError(f"{name} must be a positive finite number, got {val!r}")
+    if not (isinstance(min_aspect, (int, float)) and 0 < min_aspect <= 1):
+        raise ValueError(f"min_aspect must be in (0, 1], got {min_aspect!r}")
     if max_axis < min_axis:
         raise ValueError(f"max_axis must be >= min_axis = {min_axis}, got {max_axis}")
     if not (
@@ -185,40 +192,43 @@ def ellipses(
 
     rng = np.random.default_rng(seed)
     k_max = max_ellipses
-    # One row of uniforms per phantom: 1 for the count, 7 per ellipse slot.
-    u = rng.random((n, 1 + 7 * k_max))
+    # One row of uniforms per phantom: 1 for the count, 6 per ellipse slot.
+    u = rng.random((n, 1 + 6 * k_max))
     count = min_ellipses + np.floor(u[:, 0] * (max_ellipses - min_ellipses + 1)).astype(int)
-    p = u[:, 1:].reshape(n, k_max, 7)
+    p = u[:, 1:].reshape(n, k_max, 6)
     radius = max_centre_radius * np.sqrt(p[..., 0])
     theta = 2.0 * np.pi * p[..., 1]
     cx, cy = radius * np.cos(theta), radius * np.sin(theta)
     log_lo, log_hi = np.log(min_axis), np.log(max_axis)
     ax = np.exp(log_lo + (log_hi - log_lo) * p[..., 2])
-    ay = np.exp(log_lo + (log_hi - log_lo) * p[..., 3])
+    ay = ax * (min_aspect + (1.0 - min_aspect) * p[..., 3])
     phi = np.pi * p[..., 4]
     amp = 0.1 + 0.9 * p[..., 5]
-    # p[..., 6] is reserved so that future options do not change existing streams.
     amp = np.where(np.arange(k_max)[None, :] < count[:, None], amp, 0.0)
 
     x, y = _grid(size)
     x = x[None].astype(np.float32)  # (1, 1, N)
     y = y[None].astype(np.float32)  # (1, N, 1)
     img = np.zeros((n, size, size), dtype=np.float32)
-    for k in range(k_max):
-        active = amp[:, k] > 0
-        if not active.any():
-            continue
-        idx = np.flatnonzero(active)
-        c = np.cos(phi[idx, k]).astype(np.float32)[:, None, None]
-        s = np.sin(phi[idx, k]).astype(np.float32)[:, None, None]
-        dx = x - cx[idx, k].astype(np.float32)[:, None, None]  # (m, 1, N)
-        dy = y - cy[idx, k].astype(np.float32)[:, None, None]  # (m, N, 1)
-        inv_a = (1.0 / ax[idx, k]).astype(np.float32)[:, None, None]
-        inv_b = (1.0 / ay[idx, k]).astype(np.float32)[:, None, None]
-        uu = (dx * c + dy * s) * inv_a
-        vv = (dy * c - dx * s) * inv_b
-        inside = uu * uu + vv * vv <= 1.0
-        img[idx] += amp[idx, k].astype(np.float32)[:, None, None] * inside
+    cos, sin = np.cos(phi).astype(np.float32), np.sin(phi).astype(np.float32)
+    cx, cy = cx.astype(np.float32), cy.astype(np.float32)
+    inv_a, inv_b = (1.0 / ax).astype(np.float32), (1.0 / ay).astype(np.float32)
+    amp = amp.astype(np.float32)
+    # Vectorised over phantoms, looping over ellipse slots; chunks bound the temporaries
+    # (a few arrays of chunk x N x N) for large batches.
+    chunk = max(1, 2**22 // (size * size))
+    for start in range(0, n, chunk):
+        sl = slice(start, min(n, start + chunk))
+        for k in range(k_max):
+            idx = np.flatnonzero(amp[sl, k] > 0) + start
+            if idx.size == 0:
+                continue
+            c, s = cos[idx, k, None, None], sin[idx, k, None, None]
+            dx = x - cx[idx, k, None, None]  # (m, 1, N)
+            dy = y - cy[idx, k, None, None]  # (m, N, 1)
+            uu = (dx * c + dy * s) * inv_a[idx, k, None, None]
+            vv = (dy * c - dx * s) * inv_b[idx, k, None, None]
+            img[idx] += amp[idx, k, None, None] * (uu * uu + vv * vv <= 1.0)
 
     peak = img.reshape(n, -1).max(axis=1)
     # An ellipse can fall between pixel centres at tiny sizes; such an image stays all zero.

@@ -1,0 +1,42 @@
+"""Data: shipped test images, phantoms, detail insertion and noise corruptions.
+
+Everything returns ``torch`` tensors of shape ``(B, C, H, W)`` with values in ``[0, 1]`` and
+nothing is downloaded:
+
+- :func:`image`, :func:`available_images`: images bundled with scikit-image, grayscale,
+  cropped and resized (``image("camera", size=128)`` has shape ``(1, 1, 128, 128)``);
+- :func:`shepp_logan`, :func:`ellipses`: the Shepp-Logan phantom at any size and random-ellipse
+  training phantoms (seeded);
+- :func:`insert_detail`: add a small blob or text of known contrast, with its mask;
+- :func:`gaussian`, :func:`shot`, :func:`speckle`, :func:`impulse`, :func:`corrupt`: ImageNet-C
+  noise corruptions with severities 1..5.
+"""
+
+from .corruptions import (
+    CORRUPTIONS,
+    SEVERITY_PARAMETERS,
+    corrupt,
+    gaussian,
+    impulse,
+    shot,
+    speckle,
+)
+from .details import FONT_CHARACTERS, insert_detail
+from .images import available_images, image
+from .phantoms import ellipses, shepp_logan
+
+__all__ = [
+    "CORRUPTIONS",
+    "FONT_CHARACTERS",
+    "SEVERITY_PARAMETERS",
+    "available_images",
+    "corrupt",
+    "ellipses",
+    "gaussian",
+    "image",
+    "impulse",
+    "insert_detail",
+    "shepp_logan",
+    "shot",
+    "speckle",
+]
