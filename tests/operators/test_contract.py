@@ -182,3 +182,35 @@ def test_module_to_moves_buffers_and_float64_precision() -> None:
     x = op.random_input(1, torch.float64)
     assert op.A(x).dtype == torch.complex128
     assert op.A(x.float()).dtype == torch.complex64
+
+
+def test_real_only_operator_composes_with_real_capable_one() -> None:
+    from stablerecon.operators import Radon, gaussian_kernel
+
+    blur = Blur(gaussian_kernel(1.0), 16)
+    comp = Radon(16, angles=8) @ blur
+    assert comp.in_kind == "real"
+    x = comp.random_input(1, torch.float64)
+    torch.testing.assert_close(comp.A(x), comp.outer.A(blur.A(x)))
+    assert comp.adjointness_error(torch.float64) < 1e-12
+    with pytest.raises(ValueError, match="cannot compose"):
+        Radon(16, angles=8) @ SubsampledFourier(masks.uniform_random(16, 0.5))
+
+
+def test_skip_finite_checks_keeps_shape_checks() -> None:
+    from stablerecon.operators import skip_finite_checks
+
+    op = Identity(4)
+    bad = torch.full((1, 1, 4, 4), math.nan)
+    with skip_finite_checks():
+        assert torch.isnan(op.A(bad)).all()
+        with pytest.raises(ValueError, match="'x'"):
+            op.A(torch.zeros(1, 1, 5, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        op.A(bad)
+
+
+def test_adjointness_error_is_finite_for_null_space_inputs() -> None:
+    op = Inpainting(torch.eye(4, dtype=torch.bool))
+    op.random_input = lambda *a, **k: torch.zeros(2, 1, 4, 4)  # type: ignore[method-assign]
+    assert op.adjointness_error() == 0.0

@@ -18,18 +18,14 @@ operator                       problem
 """
 
 from . import masks, noise
-from .base import ComposedOperator, Identity, LinearOperator, ScaledOperator
+from .base import ComposedOperator, Identity, LinearOperator, ScaledOperator, skip_finite_checks
 from .blur import Blur, box_kernel, gaussian_kernel
 from .dense import GaussianMatrix
 from .downsample import Downsample
 from .fourier import SubsampledFourier, centered_fft2, centered_ifft2
 from .hadamard import SubsampledWalshHadamard, fwht
 from .inpainting import Inpainting
-
-try:  # TEMPORARY while radon.py is written
-    from .radon import Radon
-except ImportError:  # pragma: no cover
-    Radon = None  # type: ignore[assignment,misc]
+from .radon import FBP_FILTERS, Radon, clear_radon_cache
 
 OPERATORS: dict[str, type[LinearOperator]] = {
     "fourier": SubsampledFourier,
@@ -51,6 +47,9 @@ __all__ = [
     "SubsampledFourier",
     "SubsampledWalshHadamard",
     "Radon",
+    "FBP_FILTERS",
+    "clear_radon_cache",
+    "skip_finite_checks",
     "GaussianMatrix",
     "Blur",
     "Inpainting",

@@ -43,6 +43,7 @@ __all__ = [
     "real_dtype_of",
     "check_tensor",
     "inner_product",
+    "skip_finite_checks",
 ]
 
 
@@ -63,6 +64,27 @@ def real_dtype_of(dtype: torch.dtype) -> torch.dtype:
 def _fmt_shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("B" if i == 0 else ("*" if s is None else str(s))
                            for i, s in enumerate(shape)) + ")"
+
+
+_CHECK_FINITE = True
+
+
+class skip_finite_checks:  # noqa: N801 - used as a context manager, reads like a function
+    """Context manager that turns off the NaN/Inf scan of operator inputs.
+
+    Shape and dtype checks stay on. The scan costs one pass over the data and, on a GPU, a
+    device synchronisation per call; iterative solvers that have validated their inputs once
+    may run their inner loop inside ``with skip_finite_checks():``.
+    """
+
+    def __enter__(self) -> None:
+        global _CHECK_FINITE
+        self._previous = _CHECK_FINITE
+        _CHECK_FINITE = False
+
+    def __exit__(self, *exc: object) -> None:
+        global _CHECK_FINITE
+        _CHECK_FINITE = self._previous
 
 
 def check_tensor(
@@ -118,7 +140,7 @@ def check_tensor(
         )
     if value.shape[0] == 0:
         raise ValueError(f"{prefix}argument '{name}' has an empty batch (shape {tuple(value.shape)})")
-    if check_finite and not bool(torch.isfinite(value).all()):
+    if check_finite and _CHECK_FINITE and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{prefix}argument '{name}' contains NaN or Inf values")
     return value
 
@@ -331,6 +353,8 @@ class LinearOperator(nn.Module):
             rhs = inner_product(x, aty)
             scale = (torch.linalg.vector_norm(ax.reshape(batch, -1), dim=1)
                      * torch.linalg.vector_norm(y.reshape(batch, -1), dim=1))
+            # A x = 0 (x in the null space): then <x, A^* y> must vanish too; compare absolutely.
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         return float(((lhs - rhs).abs() / scale).max())
 
     def to_matrix(self, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -387,15 +411,16 @@ class ComposedOperator(LinearOperator):
                 f"{_fmt_shape((None, *inner.out_shape))} but {outer.name} expects "
                 f"{_fmt_shape((None, *outer.in_shape))}"
             )
-        if outer.in_kind == "real" and (inner.out_complex or inner.in_kind != "real"):
+        if outer.in_kind == "real" and inner.out_complex:
             raise ValueError(
                 f"cannot compose {outer.name} @ {inner.name}: {outer.name} accepts only real input "
-                f"but {inner.name} can produce complex output"
+                f"but {inner.name} always produces complex output"
             )
         super().__init__(inner.in_shape, outer.out_shape)
         self.outer = outer
         self.inner = inner
-        self.in_kind = inner.in_kind
+        # A real-only outer factor restricts the composition to real images.
+        self.in_kind = "real" if outer.in_kind == "real" else inner.in_kind
         self.out_complex = outer.out_complex or (inner.out_complex and outer.in_kind != "real")
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import operator
@@ -14,7 +15,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from .base import LinearOperator
+from .base import LinearOperator, check_tensor
 
 __all__ = ["Radon", "FBP_FILTERS", "clear_radon_cache"]
 
@@ -114,7 +115,8 @@ def _joseph_matrix(size: int, angles: tuple[float, ...], n_det: int,
 
 
 def _csr_arrays(matrix: scipy.sparse.csr_matrix) -> tuple[torch.Tensor, ...]:
-    index_dtype = np.int32 if matrix.nnz < np.iinfo(np.int32).max else np.int64
+    fits = max(matrix.nnz, *matrix.shape) < np.iinfo(np.int32).max
+    index_dtype = np.int32 if fits else np.int64
     return (
         torch.from_numpy(np.ascontiguousarray(matrix.indptr, dtype=index_dtype)),
         torch.from_numpy(np.ascontiguousarray(matrix.indices, dtype=index_dtype)),
@@ -141,27 +143,44 @@ def clear_radon_cache() -> None:
 
 def _sparse_csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
                 shape: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():
+    # Created outside any torch.func transform (which cannot wrap sparse tensors), so that a
+    # first call under torch.func.grad works too; the guard is private API, hence the fallback.
+    no_functorch = getattr(torch._C, "_DisableFuncTorch", contextlib.nullcontext)
+    with warnings.catch_warnings(), no_functorch():
         warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
         return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
+
+
+@dataclass(frozen=True)
+class _MatrixPair:
+    """A sparse CSR matrix ``M`` and its transpose, passed to autograd as one non-tensor."""
+
+    matrix: torch.Tensor
+    transpose: torch.Tensor
+
+    def transposed(self) -> _MatrixPair:
+        return _MatrixPair(self.transpose, self.matrix)
 
 
 class _SparseMatmul(torch.autograd.Function):
     """``X -> X M^T`` for a batch of flattened rows ``X`` (N, n) and a sparse CSR ``M`` (m, n).
 
-    The backward pass applies ``M^T`` through the same function (with the roles of the two
-    matrices swapped), so gradients of any order are available.
+    The backward pass applies ``M^T`` through the same function (the pair swapped), so
+    gradients of any order are available. The matrices travel in a :class:`_MatrixPair` rather
+    than as tensor arguments so that ``torch.func.grad``/``vjp`` leave them alone.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, matrix: torch.Tensor,  # type: ignore[override]
-                matrix_t: torch.Tensor) -> torch.Tensor:
-        ctx.matrix, ctx.matrix_t = matrix, matrix_t
-        return torch.sparse.mm(matrix, x.T).T
+    def forward(x: torch.Tensor, pair: _MatrixPair) -> torch.Tensor:  # type: ignore[override]
+        return torch.sparse.mm(pair.matrix, x.T).T
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # type: ignore[override]
+        ctx.pair = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return _SparseMatmul.apply(grad, ctx.matrix_t, ctx.matrix), None, None
+        return _SparseMatmul.apply(grad, ctx.pair.transposed()), None
 
 
 # --------------------------------------------------------------------------- FBP filters
@@ -242,19 +261,21 @@ def _parse_angles(angles: object) -> tuple[float, ...]:
 class Radon(LinearOperator):
     r"""Parallel-beam CT: the discrete Radon transform ``y = R x``, with FBP as ``A_dagger``.
 
-    The image ``x`` of shape ``(B, C, size, size)`` (real, float32 or float64) is a function
-    on the plane sampled at unit pixel spacing: pixel ``(i, j)`` (row ``i``, column ``j``) sits
-    at ``(x, y) = (j - c, i - c)`` with ``c = size // 2`` (``x`` to the right, ``y`` down). The
-    sinogram ``y`` of shape ``(B, C, n_angles, n_detectors)`` holds the line integrals
+    The image ``x`` of shape ``(B, C, size, size)`` (real, float32 or float64) samples a
+    function ``f`` on the plane at unit pixel spacing: pixel ``(i, j)`` (row ``i``, column
+    ``j``) sits at ``(u, v) = (j - c, i - c)`` with ``c = size // 2`` (``u`` to the right, ``v``
+    down). The sinogram ``y = R x`` of shape ``(B, C, n_angles, n_detectors)`` holds the line
+    integrals
 
     .. math::
 
-        y[b, c, k, d] = \int_{\mathbb{R}} x\big(t_d \cos\theta_k + s \sin\theta_k,\;
-                                     -t_d \sin\theta_k + s \cos\theta_k\big)\, ds
+        y[b, c, k, d] = \int_{\mathbb{R}} f_{b,c}\big(t_d \cos\theta_k + s \sin\theta_k,\;
+                                       -t_d \sin\theta_k + s \cos\theta_k\big)\, ds
 
-    over the lines ``x cos(theta_k) - y sin(theta_k) = t_d`` at angle ``theta_k`` and signed
-    offset ``t_d = d - n_detectors // 2`` (both in pixel units, unit detector spacing). Angle
-    ``0`` integrates along the columns (``y[..., 0, :]`` are the column sums). This is the
+    over the lines ``u cos(theta_k) - v sin(theta_k) = t_d`` at angle ``theta_k`` and signed
+    offset ``t_d = d - n_detectors // 2`` (both in pixel units: unit detector spacing, unit
+    path length). Angle ``0`` integrates along the columns (``y[..., 0, :]`` are the column
+    sums) and angles grow counter-clockwise on screen. This is the
     geometry of ``skimage.transform.radon(image, theta=angles, circle=True)``, whose output
     ``(n_detectors, n_angles)`` is the transpose of one channel of ours.
 
@@ -369,7 +390,7 @@ class Radon(LinearOperator):
         self._fbp_pad = max(64, 1 << math.ceil(math.log2(2 * n_det)))
         response = torch.from_numpy(_fourier_filter(self._fbp_pad, filter))
         self.register_buffer("_fbp_response", response, persistent=False)
-        self._csr_cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+        self._csr_cache: dict[tuple[torch.dtype, torch.device], _MatrixPair] = {}
 
     # ------------------------------------------------------------------ matrices
     @property
@@ -383,12 +404,12 @@ class Radon(LinearOperator):
         return sum(t.numel() * t.element_size() for t in
                    (self._crow, self._col, self._values, self._crow_t, self._col_t, self._values_t))
 
-    def _matrices(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def _matrices(self, dtype: torch.dtype, device: torch.device, arg: str) -> _MatrixPair:
         """The sparse CSR ``A`` and ``A^T`` in ``dtype`` on ``device`` (cached)."""
         home = self._col.device
         if device != home:
             raise ValueError(
-                f"{self.name}: the input is on {device} but the operator is on {home}; "
+                f"{self.name}: argument '{arg}' is on {device} but the operator is on {home}; "
                 "move one of them with .to(device)"
             )
         key = (dtype, home)
@@ -399,36 +420,47 @@ class Radon(LinearOperator):
             n_rows, n_cols = self.n_angles * self.n_detectors, self.size * self.size
             values = self._values.view(torch.float64).to(dtype)
             values_t = self._values_t.view(torch.float64).to(dtype)
-            mats = (_sparse_csr(self._crow, self._col, values, (n_rows, n_cols)),
-                    _sparse_csr(self._crow_t, self._col_t, values_t, (n_cols, n_rows)))
+            mats = _MatrixPair(_sparse_csr(self._crow, self._col, values, (n_rows, n_cols)),
+                               _sparse_csr(self._crow_t, self._col_t, values_t, (n_cols, n_rows)))
             self._csr_cache[key] = mats
         return mats
+
+    def __getstate__(self) -> dict:
+        # Sparse CSR tensors cannot be deep-copied or pickled; the cache is rebuilt on use.
+        state = self.__dict__.copy()
+        state["_csr_cache"] = {}
+        return state
 
     # ------------------------------------------------------------------ operator
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
-        mat, mat_t = self._matrices(x.dtype, x.device)
-        y = _SparseMatmul.apply(x.reshape(b * c, self.size * self.size), mat, mat_t)
+        pair = self._matrices(x.dtype, x.device, "x")
+        y = _SparseMatmul.apply(x.reshape(b * c, self.size * self.size), pair)
         return y.reshape(b, c, self.n_angles, self.n_detectors)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         b, c = y.shape[:2]
-        mat, mat_t = self._matrices(y.dtype, y.device)
-        x = _SparseMatmul.apply(y.reshape(b * c, self.n_angles * self.n_detectors), mat_t, mat)
+        pair = self._matrices(y.dtype, y.device, "y").transposed()
+        x = _SparseMatmul.apply(y.reshape(b * c, self.n_angles * self.n_detectors), pair)
         return x.reshape(b, c, self.size, self.size)
 
     def filter_sinogram(self, y: torch.Tensor) -> torch.Tensor:
         """Convolve each projection of ``y`` ``(B, C, n_angles, n_detectors)`` with the filter.
 
         Zero-pads the detector axis to ``max(64, 2^ceil(log2(2 n_detectors)))`` samples so the
-        circular convolution of the FFT equals the linear one on the detector range.
+        circular convolution of the FFT equals the linear one on the detector range. This is
+        the first step of ``A_dagger``; the result has the shape and dtype of ``y``.
         """
+        check_tensor(y, "y", self.out_shape, "real", where=f"{self.name}.filter_sinogram")
+        return self._filter(y)
+
+    def _filter(self, y: torch.Tensor) -> torch.Tensor:
         response = self._fbp_response.to(y.dtype)
         spectrum = torch.fft.rfft(y, n=self._fbp_pad, dim=-1) * response
         return torch.fft.irfft(spectrum, n=self._fbp_pad, dim=-1)[..., : self.n_detectors]
 
     def _dagger(self, y: torch.Tensor) -> torch.Tensor:
-        return self._adjoint(self.filter_sinogram(y)) * (math.pi / (2 * self.n_angles))
+        return self._adjoint(self._filter(y)) * (math.pi / (2 * self.n_angles))
 
     def extra_repr(self) -> str:
         return (f"size={self.size}, n_angles={self.n_angles}, detectors={self.n_detectors}, "
