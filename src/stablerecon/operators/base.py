@@ -146,9 +146,11 @@ def check_tensor(
 
 
 def inner_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The real part of the Hilbert inner product ``<a, b> = sum conj(a) b`` per batch item.
+    """The Hilbert inner product ``<a, b> = sum conj(a) b`` per batch item.
 
-    Returns a tensor of shape ``(B,)``; for real tensors this is the usual dot product.
+    Returns a tensor of shape ``(B,)``, complex when either argument is complex (so the
+    dot-product test checks complex linearity, not only real linearity); for real tensors it
+    is the usual dot product.
     """
     prod = (torch.conj(a) * b) if (a.is_complex() or b.is_complex()) else a * b
     return prod.reshape(prod.shape[0], -1).sum(dim=1)
@@ -305,6 +307,7 @@ class LinearOperator(nn.Module):
         domain (complex images where the operator accepts them), stopping when the Rayleigh
         quotient changes by less than ``tol`` relatively.
         """
+        # The cache ignores max_iter/tol: pass recompute=True to rerun with other settings.
         if self._norm_cache is not None and not recompute:
             return self._norm_cache
         exact = self._exact_norm()

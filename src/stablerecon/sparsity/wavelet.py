@@ -18,17 +18,21 @@ orthogonal ``N x N`` matrix on images of ``N = H * W`` pixels: ``W^* W = W W^* =
 Why not ``ptwt.wavedec2(mode="periodic")``: in ptwt 1.0.1 ``"periodic"`` means *circular padding
 before a full convolution*, which produces ``floor((N + F - 1) / 2)`` coefficients per axis and
 level (redundant, not orthogonal, no exact adjoint); ptwt has no ``"periodization"`` mode. This
-module therefore runs the same ``conv2d``-with-outer-product-filters algorithm as ptwt, with the
-PyWavelets filters, on a periodically extended image whose extension is chosen so that the
-coefficient count is preserved. The filters are built in the input's dtype (float64 stays float64).
+module therefore implements the periodisation itself with the PyWavelets filters, built in the
+input's dtype (float64 stays float64): a periodic extension by ``F/2 - 1`` samples followed by
+a stride-2 ``conv2d`` (ptwt's algorithm: one convolution with the four outer-product filters for
+``F = 4``, two separable passes for longer filters), and plain 2 x 2 block arithmetic for Haar.
+The synthesis is the exact adjoint of these steps (``conv_transpose2d``, then the periodic
+extension folded back). Everything is batched over ``B * C`` (and real/imaginary parts) in
+single tensor calls, differentiable and device-agnostic.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
 
+import numpy as np
 import pywt
 import torch
 import torch.nn.functional as F
@@ -38,13 +42,36 @@ from stablerecon.operators.base import LinearOperator, _as_hw, check_tensor
 __all__ = ["Wavelet", "orthogonal_wavelets"]
 
 
-def orthogonal_wavelets() -> list[str]:
-    """Names of the PyWavelets discrete wavelets that :class:`Wavelet` accepts (orthogonal ones).
+_ORTHO_TOL = 1e-8
+"""Largest accepted defect ``max_k |sum_j h[j] h[j + 2k] - delta_k|`` of the stored filters."""
 
-    These are ``haar``, ``db1``-``db38``, ``sym2``-``sym20``, ``coif1``-``coif17`` and ``dmey``;
-    the biorthogonal families (``bior*``, ``rbio*``) are not orthogonal and are rejected.
+
+def _orthogonality_defect(wav: pywt.Wavelet) -> float:
+    """How far the low-pass filter of ``wav`` is from satisfying ``<h, h(. - 2k)> = delta_k``.
+
+    (The high-pass filter is the alternating flip of the low-pass one, so it adds nothing.)
     """
-    return [n for n in pywt.wavelist(kind="discrete") if pywt.Wavelet(n).orthogonal]
+    h = np.asarray(wav.dec_lo, dtype=np.float64)
+    auto = np.correlate(h, h, mode="full")[len(h) - 1 :: 2]
+    auto[0] -= 1.0
+    return float(np.abs(auto).max())
+
+
+def orthogonal_wavelets() -> list[str]:
+    """Names of the PyWavelets discrete wavelets that :class:`Wavelet` accepts.
+
+    These are the orthogonal families ``haar``, ``db1``-``db38``, ``sym2``-``sym20`` and
+    ``coif1``-``coif17``. Rejected are the biorthogonal ``bior*``/``rbio*`` wavelets and ``dmey``,
+    whose PyWavelets filter is a truncated approximation of the Meyer wavelet that is orthogonal
+    only to about ``2e-3``. (PyWavelets stores ``sym3`` and ``sym16``-``sym20`` to about
+    ``1e-11``; their float64 reconstructions are exact to that level only.)
+    """
+    names = []
+    for n in pywt.wavelist(kind="discrete"):
+        wav = pywt.Wavelet(n)
+        if wav.orthogonal and _orthogonality_defect(wav) <= _ORTHO_TOL:
+            names.append(n)
+    return names
 
 
 def _two_adic_order(n: int) -> int:
@@ -52,37 +79,75 @@ def _two_adic_order(n: int) -> int:
     return (n & -n).bit_length() - 1
 
 
-def _periodic_pad(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Extend the last two axes of ``x`` (4-D) periodically by ``p`` samples on each side."""
+def _periodic_pad(x: torch.Tensor, p: int, dim: int) -> torch.Tensor:
+    """Extend axis ``dim`` (``-2`` or ``-1``) of the 4-D ``x`` periodically by ``p`` on each side.
+
+    Extended sample ``m`` holds sample ``(m - p) mod n``.
+    """
     if p == 0:
         return x
-    h, w = x.shape[-2:]
-    if p <= h and p <= w:
-        return F.pad(x, (p, p, p, p), mode="circular")
+    n = x.shape[dim]
+    if p <= n:
+        return F.pad(x, (p, p, 0, 0) if dim == -1 else (0, 0, p, p), mode="circular")
     # Filters longer than the signal wrap around several times.
-    for dim, n in ((-2, h), (-1, w)):
-        reps = -(-p // n)
-        x = torch.cat([x] * (2 * reps + 1), dim=dim).narrow(dim, reps * n - p, n + 2 * p)
-    return x
+    reps = -(-p // n)
+    return torch.cat([x] * (2 * reps + 1), dim=dim).narrow(dim, reps * n - p, n + 2 * p)
 
 
-def _periodic_fold(z: torch.Tensor, p: int, h: int, w: int) -> torch.Tensor:
-    """Adjoint of :func:`_periodic_pad`: add the extension back onto the periodic image."""
+def _periodic_fold(z: torch.Tensor, p: int, n: int, dim: int) -> torch.Tensor:
+    """Adjoint of :func:`_periodic_pad` along ``dim``: add the extension back onto ``n`` samples."""
     if p == 0:
         return z
-    for dim, n in ((-2, h), (-1, w)):
-        length = z.shape[dim]
-        reps = -(-length // n)
-        pad = [0, 0, 0, 0]
-        pad[1 if dim == -1 else 3] = reps * n - length
-        z = F.pad(z, pad)
-        if dim == -1:
-            z = z.reshape(*z.shape[:-1], reps, n).sum(dim=-2)
-        else:
-            z = z.reshape(*z.shape[:-2], reps, n, z.shape[-1]).sum(dim=-3)
-        # Extended sample m holds the value of sample (m - p) mod n.
-        z = torch.roll(z, shifts=-(p % n), dims=dim)
-    return z
+    if 2 * p <= n:
+        core = z.narrow(dim, p, n)
+        head = z.narrow(dim, 0, p)  # extension before sample 0: samples n-p .. n-1
+        tail = z.narrow(dim, n + p, p)  # extension after sample n-1: samples 0 .. p-1
+        return torch.cat(
+            [core.narrow(dim, 0, p) + tail, core.narrow(dim, p, n - 2 * p),
+             core.narrow(dim, n - p, p) + head],
+            dim=dim,
+        )
+    return _fold_general(z, p, n, dim)
+
+
+def _fold_general(z: torch.Tensor, p: int, n: int, dim: int) -> torch.Tensor:
+    """:func:`_periodic_fold` for any ``p``: sum the length-``n`` periods, then undo the shift."""
+    length = z.shape[dim]
+    reps = -(-length // n)
+    z = F.pad(z, (0, reps * n - length) if dim == -1 else (0, 0, 0, reps * n - length))
+    if dim == -1:
+        z = z.reshape(*z.shape[:-1], reps, n).sum(dim=-2)
+    else:
+        z = z.reshape(*z.shape[:-2], reps, n, z.shape[-1]).sum(dim=-3)
+    return torch.roll(z, shifts=-(p % n), dims=dim)
+
+
+def _haar_analysis_step(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Haar level on ``(M, h, w)`` by 2 x 2 block arithmetic: ``(cA, [cH, cV, cD])``.
+
+    Same values as the convolution path (and PyWavelets), about twice as fast on small images,
+    where a convolution call costs more than the arithmetic.
+    """
+    m, h, w = x.shape
+    v = x.reshape(m, h // 2, 2, w // 2, 2)
+    s = v[:, :, 0] + v[:, :, 1]  # low-pass along H (unnormalised), (m, h/2, w/2, 2)
+    d = v[:, :, 0] - v[:, :, 1]  # high-pass along H
+    approx = (s[..., 0] + s[..., 1]) * 0.5
+    details = torch.stack([d[..., 0] + d[..., 1], s[..., 0] - s[..., 1], d[..., 0] - d[..., 1]],
+                          dim=1) * 0.5
+    return approx, details
+
+
+def _haar_synthesis_step(approx: torch.Tensor, details: torch.Tensor) -> torch.Tensor:
+    """Inverse (= adjoint) of :func:`_haar_analysis_step`: ``(M, h, w), (M, 3, h, w)`` ->
+    ``(M, 2h, 2w)``."""
+    m, h, w = approx.shape
+    ch, cv, cd = details.unbind(1)
+    s0, s1 = approx + cv, approx - cv
+    d0, d1 = ch + cd, ch - cd
+    even = torch.stack([s0 + d0, s1 + d1], dim=-1)
+    odd = torch.stack([s0 - d0, s1 - d1], dim=-1)
+    return (torch.stack([even, odd], dim=2) * 0.5).reshape(m, 2 * h, 2 * w)
 
 
 class Wavelet(LinearOperator):
@@ -112,16 +177,19 @@ class Wavelet(LinearOperator):
     Parameters
     ----------
     name:
-        An orthogonal PyWavelets wavelet: ``haar``, ``dbK``, ``symK``, ``coifK``, ``dmey`` (see
-        :func:`orthogonal_wavelets`). Biorthogonal wavelets raise ``ValueError``.
+        An orthogonal PyWavelets wavelet: ``haar``, ``dbK``, ``symK``, ``coifK`` (see
+        :func:`orthogonal_wavelets`). Biorthogonal wavelets and ``dmey`` (not orthogonal to
+        float precision in PyWavelets) raise ``ValueError``.
     levels:
         Number of decomposition levels ``L >= 1``; ``H`` and ``W`` must be divisible by
         ``2**L``. ``None`` picks the largest useful ``L``: the deepest level PyWavelets
         recommends for the filter length (``pywt.dwtn_max_level``, at least 1), capped by the
         number of factors of two in ``H`` and ``W``.
     size:
-        Image size ``H`` (square) or ``(H, W)``. Any even sizes work: periodisation keeps the
-        transform orthonormal also when a coarse band is shorter than the filter.
+        Image size ``H`` (square) or ``(H, W)``; default 128. Any ``H, W`` divisible by
+        ``2**levels`` work, also non-square and non-power-of-two ones (e.g. ``(48, 80)`` with
+        ``levels <= 4``): periodisation keeps the transform exactly orthonormal, even when a
+        coarse band is shorter than the filter (the filter then wraps around several times).
     channels:
         Number of channels, or ``None`` to accept any.
 
@@ -157,8 +225,15 @@ class Wavelet(LinearOperator):
             ) from None
         if not wav.orthogonal:
             raise ValueError(
-                f"argument 'name' must be an orthogonal wavelet (haar, dbK, symK, coifK, dmey), "
+                f"argument 'name' must be an orthogonal wavelet (haar, dbK, symK, coifK), "
                 f"got the non-orthogonal {name!r}"
+            )
+        defect = _orthogonality_defect(wav)
+        if defect > _ORTHO_TOL:
+            raise ValueError(
+                f"argument 'name': the PyWavelets filters of {name!r} are orthogonal only to "
+                f"{defect:.1e} (> {_ORTHO_TOL:g}), so the transform would not be orthonormal; "
+                f"use haar, dbK, symK or coifK"
             )
         h, w = _as_hw(size, "size")
         if channels is not None and (
@@ -201,17 +276,28 @@ class Wavelet(LinearOperator):
         # aa, da (cH: detail along H), ad (cV: detail along W), dd (cD).
         lo = torch.tensor(wav.dec_lo[::-1], dtype=torch.float64)
         hi = torch.tensor(wav.dec_hi[::-1], dtype=torch.float64)
-        filt = torch.stack(
-            [torch.outer(lo, lo), torch.outer(hi, lo), torch.outer(lo, hi), torch.outer(hi, hi)]
-        ).unsqueeze(1)
-        self.register_buffer("filters", filt, persistent=False)
-        self._filter_cache: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+        # Short filters: one conv2d with the four outer-product filters (as ptwt does); longer
+        # ones: two separable passes (F^2 vs 2F multiplications per coefficient). The float64
+        # masters are plain attributes, not buffers, so that ``module.float()`` cannot degrade
+        # them; copies in each input's dtype and device are cached on first use.
+        self._haar = wav.dec_len == 2  # haar, db1: block arithmetic, no filters needed
+        self._separable = wav.dec_len > 4
+        f = wav.dec_len
+        if self._separable:
+            masters = (torch.stack([lo, hi]).reshape(2, 1, 1, f),
+                       torch.stack([lo, hi, lo, hi]).reshape(4, 1, f, 1))
+        else:
+            masters = (torch.stack([torch.outer(lo, lo), torch.outer(hi, lo),
+                                    torch.outer(lo, hi), torch.outer(hi, hi)]).unsqueeze(1),)
+        self._filters64: tuple[torch.Tensor, ...] = masters
+        self._filter_cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
 
         # Band bookkeeping, coarse to fine.
         self.band_shapes: list[tuple[int, int]] = [
             (h >> (self.levels - j), w >> (self.levels - j)) for j in range(self.levels)
         ]
-        """Shape of the approximation band and of each detail band of level ``j = 1..L``."""
+        """``band_shapes[j - 1]`` is the shape of each of the three detail bands of level ``j``
+        (``1..L``); ``band_shapes[0]`` is also the shape of the approximation band."""
         hs, ws = self.band_shapes[0]
         self.level_sizes: list[int] = [hs * ws] + [3 * bh * bw for bh, bw in self.band_shapes]
         """Number of coefficients of each level ``0..L`` (they sum to ``N = H * W``)."""
@@ -238,27 +324,35 @@ class Wavelet(LinearOperator):
     def extra_repr(self) -> str:
         return f"name={self.wavelet_name!r}, levels={self.levels}, " + super().extra_repr()
 
-    def _filters_for(self, x: torch.Tensor) -> torch.Tensor:
+    def _filters_for(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The analysis filters in the dtype and on the device of ``x`` (cached)."""
         key = (x.dtype, x.device)
         filt = self._filter_cache.get(key)
         if filt is None:
-            filt = self.filters.to(device=x.device, dtype=x.dtype)
+            filt = tuple(m.to(device=x.device, dtype=x.dtype) for m in self._filters64)
             self._filter_cache[key] = filt
         return filt
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        # Moving the module (``.to(device)``) invalidates the per-dtype filter copies.
-        self._filter_cache = {}
-        return super()._apply(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ the transform
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
         """Real ``(M, H, W)`` -> ``(M, N)`` in the documented flat order."""
+        if self._haar:
+            pieces = []
+            for _ in range(self.levels):
+                x, det = _haar_analysis_step(x)
+                pieces.append(det.reshape(det.shape[0], -1))
+            pieces.append(x.reshape(x.shape[0], -1))
+            return torch.cat(pieces[::-1], dim=1)
         filt = self._filters_for(x)
+        p = self._pad
         ll = x.unsqueeze(1)
         details: list[torch.Tensor] = []
         for _ in range(self.levels):
-            out = F.conv2d(_periodic_pad(ll, self._pad), filt, stride=2)
+            if self._separable:
+                z = F.conv2d(_periodic_pad(ll, p, -1), filt[0], stride=(1, 2))
+                out = F.conv2d(_periodic_pad(z, p, -2), filt[1], stride=(2, 1), groups=2)
+            else:
+                out = F.conv2d(_periodic_pad(_periodic_pad(ll, p, -1), p, -2), filt[0], stride=2)
             ll = out[:, :1]
             details.append(out[:, 1:].reshape(out.shape[0], -1))
         details.append(ll.reshape(ll.shape[0], -1))
@@ -266,15 +360,27 @@ class Wavelet(LinearOperator):
 
     def _synthesis(self, c: torch.Tensor) -> torch.Tensor:
         """Real ``(M, N)`` -> ``(M, H, W)``; the adjoint (and inverse) of :meth:`_analysis`."""
-        filt = self._filters_for(c)
         m = c.shape[0]
         bh, bw = self.band_shapes[0]
+        if self._haar:
+            x = c[:, self.level_slices[0]].reshape(m, bh, bw)
+            for j in range(1, self.levels + 1):
+                bh, bw = self.band_shapes[j - 1]
+                x = _haar_synthesis_step(x, c[:, self.level_slices[j]].reshape(m, 3, bh, bw))
+            return x
+        filt = self._filters_for(c)
+        p = self._pad
         ll = c[:, self.level_slices[0]].reshape(m, 1, bh, bw)
         for j in range(1, self.levels + 1):
             bh, bw = self.band_shapes[j - 1]
-            det = c[:, self.level_slices[j]].reshape(m, 3, bh, bw)
-            z = F.conv_transpose2d(torch.cat([ll, det], dim=1), filt, stride=2)
-            ll = _periodic_fold(z, self._pad, 2 * bh, 2 * bw)
+            bands = torch.cat([ll, c[:, self.level_slices[j]].reshape(m, 3, bh, bw)], dim=1)
+            if self._separable:
+                z = F.conv_transpose2d(bands, filt[1], stride=(2, 1), groups=2)
+                z = F.conv_transpose2d(_periodic_fold(z, p, 2 * bh, -2), filt[0], stride=(1, 2))
+                ll = _periodic_fold(z, p, 2 * bw, -1)
+            else:
+                z = F.conv_transpose2d(bands, filt[0], stride=2)
+                ll = _periodic_fold(_periodic_fold(z, p, 2 * bh, -2), p, 2 * bw, -1)
         return ll.squeeze(1)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -340,25 +446,32 @@ class Wavelet(LinearOperator):
         out = torch.cat(pieces, dim=-1)
         return check_tensor(out, "bands", self.out_shape, "any", where=f"{self.name}.join")
 
-    def expand_level_weights(self, weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    def expand_level_weights(
+        self, weights: Sequence[float] | torch.Tensor, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """Per-coefficient weights ``(..., N)`` from per-level weights ``(..., L + 1)``.
 
         ``weights[..., j]`` is the weight of level ``j`` (``0`` = approximation, ``1..L`` details
         coarse to fine); the result is ``weights[..., level_index]``, ready to broadcast against
-        coefficients ``(B, C, N)`` in a weighted l1 norm ``||c||_{1,w} = sum_i w_i |c_i|``.
-        Differentiable in ``weights``. A list/tuple gives a float64 tensor on the operator's
-        device; a tensor keeps its dtype and device.
+        coefficients ``(B, C, N)`` in a weighted l1 norm ``||c||_{1,w} = sum_i w_i |c_i|`` and to
+        pass as the threshold of :func:`~stablerecon.sparsity.soft_threshold`. Differentiable in
+        ``weights``. A sequence becomes a tensor of ``dtype`` (default: torch's default dtype) on
+        the operator's device; a tensor keeps its dtype and device unless ``dtype`` is given.
         """
         if not isinstance(weights, torch.Tensor):
             try:
                 weights = torch.tensor(
-                    [float(v) for v in weights], dtype=torch.float64, device=self.level_index.device
+                    [float(v) for v in weights],
+                    dtype=dtype or torch.get_default_dtype(),
+                    device=self.level_index.device,
                 )
             except (TypeError, ValueError) as err:
                 raise TypeError(
                     f"{self.name}.expand_level_weights: argument 'weights' must be a sequence "
                     f"of numbers or a tensor, got {weights!r}"
                 ) from err
+        elif dtype is not None:
+            weights = weights.to(dtype)
         if weights.ndim == 0 or weights.shape[-1] != self.levels + 1:
             raise ValueError(
                 f"{self.name}.expand_level_weights: argument 'weights' must have last dimension "
