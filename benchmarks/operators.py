@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/operators.py [--size 256] [--batch 8] [--repeats 7] [--out benchmarks/results]
+    python benchmarks/operators.py [--size 256] [--batch 8] [--repeats 30] [--out benchmarks/results]
 
 Prints a table and writes ``operators.json``. Targets (ratios, so they hold on any machine):
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,15 +39,24 @@ from stablerecon.operators import (
 )
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time in seconds of ``fn`` over ``repeats`` runs, after one warm-up run."""
-    fn()
-    times = []
+def paired_times(fn: Callable[[], object], baseline: Callable[[], object],
+                 repeats: int) -> tuple[float, float]:
+    """Minimum wall times (seconds) of ``fn`` and ``baseline``, run alternately.
+
+    Alternating the two cancels slow drifts of the machine's speed out of their ratio; the
+    minimum is the least noisy estimate of the cost itself (as in ``timeit``).
+    """
+    fn(), baseline()
+    t_fn, t_base = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        t1 = time.perf_counter()
+        baseline()
+        t2 = time.perf_counter()
+        t_fn.append(t1 - t0)
+        t_base.append(t2 - t1)
+    return min(t_fn), min(t_base)
 
 
 def a_then_adjoint(op: LinearOperator, x: torch.Tensor) -> Callable[[], object]:
@@ -65,7 +73,7 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--angles", type=int, default=180)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
@@ -81,10 +89,11 @@ def main() -> None:
 
     # Fourier against bare FFTs.
     fourier = SubsampledFourier(masks.variable_density(n, 0.25, seed=0))
-    t_op = best_time(a_then_adjoint(fourier, x), args.repeats)
-    xc = x.to(torch.complex64)
-    t_fft = best_time(lambda: torch.fft.ifft2(torch.fft.fft2(xc, norm="ortho"), norm="ortho"),
-                      args.repeats)
+    t_op, t_fft = paired_times(
+        a_then_adjoint(fourier, x),
+        lambda: torch.fft.ifft2(torch.fft.fft2(x, norm="ortho"), norm="ortho"),
+        args.repeats,
+    )
     record("SubsampledFourier", t_op, "torch.fft.fft2+ifft2", t_fft, "ratio <= 1.3", t_op / t_fft <= 1.3)
 
     # Radon against scikit-image's radon on the same images.
@@ -94,11 +103,13 @@ def main() -> None:
     yy, xx = np.mgrid[:n, :n]
     disc = torch.from_numpy(np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2) <= n / 2 - 1)
     x_disc = x * disc  # scikit-image assumes the image vanishes outside the inscribed circle
-    t_op = best_time(a_then_adjoint(radon, x_disc), args.repeats)
     theta = np.linspace(0.0, 180.0, args.angles, endpoint=False)
     images = x_disc[:, 0].numpy()
-    t_sk = best_time(lambda: [skimage_radon(im, theta=theta, circle=True) for im in images],
-                     max(1, args.repeats // 3))
+    t_op, t_sk = paired_times(
+        a_then_adjoint(radon, x_disc),
+        lambda: [skimage_radon(im, theta=theta, circle=True) for im in images],
+        max(2, args.repeats // 5),
+    )
     record("Radon", t_op, "skimage.transform.radon (A only)", t_sk, "ratio <= 1/3", t_op / t_sk <= 1 / 3)
     rows[-1]["build_seconds"] = build
 
@@ -111,7 +122,7 @@ def main() -> None:
         ("SubsampledWalshHadamard", hadamard, "dense Hadamard matmul",
          lambda: walsh @ x @ walsh.T),
         ("Blur", Blur(gaussian_kernel(2.0), n), "torch.fft.fft2+ifft2",
-         lambda: torch.fft.ifft2(torch.fft.fft2(xc))),
+         lambda: torch.fft.ifft2(torch.fft.fft2(x))),
         ("Inpainting", Inpainting(keep), "x * mask",
          lambda: x * keep),
         ("Downsample", Downsample(4, n), "F.avg_pool2d",
@@ -121,8 +132,7 @@ def main() -> None:
         g = GaussianMatrix(n * n // 4, n, seed=0)
         others.append(("GaussianMatrix", g, "x @ G.T", lambda: flat @ g.matrix.float().T))
     for name, op, base_name, base_fn in others:
-        t_op = best_time(a_then_adjoint(op, x), args.repeats)
-        t_base = best_time(base_fn, args.repeats)
+        t_op, t_base = paired_times(a_then_adjoint(op, x), base_fn, args.repeats)
         record(name, t_op, base_name, t_base, "-", None)
 
     header = f"{'operator':<26}{'A+A* [ms]':>11}  {'baseline':<34}{'[ms]':>9}{'ratio':>8}  target"

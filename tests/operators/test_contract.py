@@ -214,3 +214,27 @@ def test_adjointness_error_is_finite_for_null_space_inputs() -> None:
     op = Inpainting(torch.eye(4, dtype=torch.bool))
     op.random_input = lambda *a, **k: torch.zeros(2, 1, 4, 4)  # type: ignore[method-assign]
     assert op.adjointness_error() == 0.0
+
+
+def test_all_finite_handles_overflowing_sums() -> None:
+    from stablerecon.operators.base import all_finite
+
+    big = torch.full((4,), 3e38)  # finite entries whose float32 sum overflows
+    assert not bool(torch.isfinite(big.sum())) and all_finite(big)
+    assert not all_finite(torch.tensor([1.0, math.nan]))
+    assert not all_finite(torch.tensor([math.inf, -math.inf]))
+    assert not all_finite(torch.tensor([1 + 0j, complex(0, math.inf)]))
+    assert all_finite(torch.tensor([1 + 2j, -3j]))
+
+
+def test_adjoint_is_differentiable(op: LinearOperator) -> None:
+    """d/dy Re<v, A^* y> = A v: gradients flow through the adjoint too."""
+    y = op.random_output(1, torch.float64, seed=3).requires_grad_(True)
+    v = op.random_input(1, torch.float64, seed=4)
+    out = op.A_adjoint(y)
+    loss = torch.real((torch.conj(v.to(out.dtype)) * out).sum())
+    (grad,) = torch.autograd.grad(loss, y)
+    ref = op.A(v)
+    if not grad.is_complex() and ref.is_complex():
+        ref = ref.real
+    torch.testing.assert_close(grad, ref.to(grad.dtype))

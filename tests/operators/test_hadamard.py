@@ -25,7 +25,7 @@ def test_sequency_order(n: int) -> None:
     np.testing.assert_array_equal(changes, np.arange(n))
 
 
-@pytest.mark.parametrize("n", [1, 4, 64])
+@pytest.mark.parametrize("n", [1, 4, 64, 128, 512])
 def test_fwht_matches_scipy(n: int) -> None:
     x = torch.randn(3, n, dtype=torch.float64)
     ref = x.numpy() @ scipy.linalg.hadamard(n).T / np.sqrt(n)

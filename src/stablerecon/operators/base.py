@@ -42,6 +42,7 @@ __all__ = [
     "complex_dtype_of",
     "real_dtype_of",
     "check_tensor",
+    "all_finite",
     "inner_product",
     "skip_finite_checks",
 ]
@@ -140,9 +141,33 @@ def check_tensor(
         )
     if value.shape[0] == 0:
         raise ValueError(f"{prefix}argument '{name}' has an empty batch (shape {tuple(value.shape)})")
-    if check_finite and _CHECK_FINITE and not bool(torch.isfinite(value).all()):
+    if check_finite and _CHECK_FINITE and not all_finite(value):
         raise ValueError(f"{prefix}argument '{name}' contains NaN or Inf values")
     return value
+
+
+def all_finite(value: torch.Tensor) -> bool:
+    """Whether every entry of ``value`` is finite (no NaN, no +-Inf).
+
+    A floating-point sum is finite only if every term is, so one reduction (no temporary
+    mask) settles the common case; only when the sum is not finite (NaN/Inf present, or an
+    overflow of large finite values) is the exact elementwise test run.
+    """
+    flat = torch.view_as_real(value) if value.is_complex() else value
+    if bool(torch.isfinite(flat.sum())):
+        return True
+    return bool(torch.isfinite(flat).all())
+
+
+def gather_last(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[..., index]`` for a 1-D ``index`` (``torch.gather`` is the fastest CPU path)."""
+    return torch.gather(values, -1, index.expand(*values.shape[:-1], -1))
+
+
+def scatter_last(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero tensor with last dimension ``size`` and ``out[..., index] = values`` (1-D index)."""
+    out = values.new_zeros((*values.shape[:-1], size))
+    return out.scatter_(-1, index.expand(*values.shape[:-1], -1), values)
 
 
 def inner_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

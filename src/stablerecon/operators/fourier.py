@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .base import LinearOperator, complex_dtype_of
+from .base import LinearOperator, complex_dtype_of, gather_last, scatter_last
 from .masks import check_mask, rate
 
 __all__ = ["SubsampledFourier", "centered_fft2", "centered_ifft2"]
@@ -100,12 +100,12 @@ class SubsampledFourier(LinearOperator):
         if x.is_complex():
             k = torch.fft.fft2(x, norm="ortho").flatten(-2)
             idx = self._buffer_as("indices", torch.long, k.device)
-            samples = k.index_select(-1, idx)
+            samples = gather_last(k, idx)
         else:
             k = torch.fft.rfft2(x, norm="ortho").flatten(-2)
             idx = self._buffer_as("rindices", torch.long, k.device)
             sign = self._buffer_as("rconj", x.dtype, x.device)
-            samples = torch.view_as_complex(torch.view_as_real(k.index_select(-1, idx)) * sign)
+            samples = torch.view_as_complex(torch.view_as_real(gather_last(k, idx)) * sign)
         return samples * self._buffer_as("phase", samples.dtype, samples.device)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
@@ -114,7 +114,7 @@ class SubsampledFourier(LinearOperator):
         h, w = self.in_shape[-2], self.in_shape[-1]
         phase = self._buffer_as("phase", cdt, y.device)
         idx = self._buffer_as("indices", torch.long, y.device)
-        z = y.new_zeros((*y.shape[:-1], h * w)).index_copy(-1, idx, y * phase.conj())
+        z = scatter_last(y * phase.conj(), idx, h * w)
         return torch.fft.ifft2(z.unflatten(-1, (h, w)), norm="ortho")
 
     def _exact_norm(self) -> float:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from .base import LinearOperator
+from .base import LinearOperator, gather_last, scatter_last
 from .masks import check_mask, rate
 
 __all__ = ["SubsampledWalshHadamard", "fwht", "sequency_permutation"]
@@ -33,25 +34,47 @@ def sequency_permutation(n: int) -> torch.Tensor:
     return rev
 
 
+@functools.lru_cache(maxsize=64)
+def _hadamard_block(r: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Orthonormal natural-order (Sylvester) Hadamard matrix of size ``r`` (a power of two)."""
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while h.shape[0] < r:
+        h = torch.cat((torch.cat((h, h), 1), torch.cat((h, -h), 1)), 0)
+    return (h / math.sqrt(r)).to(dtype=dtype, device=device)
+
+
+def _radix_factors(n: int, max_radix_bits: int = 6) -> list[int]:
+    """Split ``n = 2**k`` into as few, as equal, powers of two ``<= 2**max_radix_bits``."""
+    k = n.bit_length() - 1
+    m = max(1, -(-k // max_radix_bits))
+    bits = [k // m + (1 if i < k % m else 0) for i in range(m)]
+    return [1 << b for b in bits]
+
+
 def fwht(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Orthonormal fast Walsh-Hadamard transform (natural order) along ``dim``.
 
-    ``O(n log n)`` butterflies; the transform is symmetric and its own inverse. ``x.shape[dim]``
-    must be a power of two.
+    Uses the Kronecker factorisation ``H_n = H_{r_1} (x) ... (x) H_{r_m}`` with radices
+    ``r_j <= 64``: each factor is one batched matrix product over a reshaped view (no
+    transposes), ``O(n sum_j r_j)`` work per vector instead of ``O(n^2)``, at BLAS speed. The
+    transform is symmetric and its own inverse. ``x.shape[dim]`` must be a power of two;
+    complex ``x`` is transformed through its real view (the matrix is real).
     """
     n = x.shape[dim]
     if not _is_power_of_two(n):
         raise ValueError(f"fwht: size {n} along dim {dim} is not a power of two")
-    x = x.movedim(dim, -1)
+    dim = dim % x.ndim
     shape = x.shape
-    out = x.reshape(-1, n)
-    h = 1
-    while h < n:
-        out = out.view(out.shape[0], n // (2 * h), 2, h)
-        a, b = out[:, :, 0, :], out[:, :, 1, :]
-        out = torch.stack((a + b, a - b), dim=2)
-        h *= 2
-    return (out.reshape(shape) / math.sqrt(n)).movedim(-1, dim)
+    work = torch.view_as_real(x) if x.is_complex() else x
+    pre = math.prod(shape[:dim])
+    post = work.numel() // (pre * n)
+    inner = n
+    for r in _radix_factors(n):
+        inner //= r
+        block = _hadamard_block(r, work.dtype, work.device)
+        work = torch.matmul(block, work.reshape(-1, r, inner * post))
+    work = work.reshape(*shape, 2) if x.is_complex() else work.reshape(shape)
+    return torch.view_as_complex(work) if x.is_complex() else work
 
 
 class SubsampledWalshHadamard(LinearOperator):
@@ -97,12 +120,12 @@ class SubsampledWalshHadamard(LinearOperator):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         idx = self._buffer_as("indices", torch.long, x.device)
-        return self._transform(x).flatten(-2).index_select(-1, idx)
+        return gather_last(self._transform(x).flatten(-2), idx)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         h, w = self.in_shape[-2], self.in_shape[-1]
         idx = self._buffer_as("indices", torch.long, y.device)
-        z = y.new_zeros((*y.shape[:-1], h * w)).index_copy(-1, idx, y)
+        z = scatter_last(y, idx, h * w)
         return self._transform(z.unflatten(-1, (h, w)))
 
     def _exact_norm(self) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import LinearOperator
+from .base import LinearOperator, gather_last, scatter_last
 from .masks import check_mask
 
 __all__ = ["Inpainting"]
@@ -34,12 +34,12 @@ class Inpainting(LinearOperator):
         self.register_buffer("indices", torch.nonzero(mask.flatten()).flatten(), persistent=False)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(-2).index_select(-1, self._buffer_as("indices", torch.long, x.device))
+        return gather_last(x.flatten(-2), self._buffer_as("indices", torch.long, x.device))
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         h, w = self.in_shape[-2], self.in_shape[-1]
         idx = self._buffer_as("indices", torch.long, y.device)
-        return y.new_zeros((*y.shape[:-1], h * w)).index_copy(-1, idx, y).unflatten(-1, (h, w))
+        return scatter_last(y, idx, h * w).unflatten(-1, (h, w))
 
     def _exact_norm(self) -> float:
         return 1.0
