@@ -19,6 +19,7 @@ from stablerecon.operators import (
     gaussian_kernel,
     masks,
 )
+from stablerecon.sparsity import FiniteDifference, Wavelet
 
 N = 16
 
@@ -40,6 +41,12 @@ FACTORIES: dict[str, Callable[[], LinearOperator]] = {
     "composed": lambda: SubsampledFourier(masks.uniform_random(N, 0.5, seed=0))
     @ Blur(gaussian_kernel(1.0), N),
     "scaled": lambda: 2.5 * Inpainting(masks.uniform_random(N, 0.5, seed=4)),
+    "wavelet-haar": lambda: Wavelet("haar", levels=3, size=N),
+    "wavelet-db4": lambda: Wavelet("db4", levels=2, size=N),
+    "finite-difference": lambda: FiniteDifference(N),
+    "finite-difference-periodic": lambda: FiniteDifference((N, 12), boundary="periodic"),
+    "fourier-after-wavelet-synthesis": lambda: SubsampledFourier(masks.variable_density(N, 0.3))
+    @ Wavelet("haar", levels=2, size=N).adjoint(),
 }
 
 

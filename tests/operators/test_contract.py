@@ -70,7 +70,8 @@ def test_linearity(op: LinearOperator) -> None:
 def test_batch_and_channels_are_independent(op: LinearOperator) -> None:
     if op.in_shape[0] is not None:
         pytest.skip("fixed channel count")
-    x = op.random_input(3, torch.float64, seed=7).expand(-1, 2, -1, -1).clone()
+    x = op.random_input(3, torch.float64, seed=7)
+    x = x.expand(-1, 2, *[-1] * (x.ndim - 2)).clone()
     x[:, 1] *= -0.5
     y = op.A(x)
     for b in range(3):
@@ -120,7 +121,7 @@ def test_rejects_wrong_dtype(op: LinearOperator) -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_rejects_non_finite(op: LinearOperator, bad: float) -> None:
     x = op.random_input(1)
-    x[0, 0, 0, 0] = bad
+    x.view(-1)[0] = bad
     with pytest.raises(ValueError, match="'x'.*NaN or Inf"):
         op.A(x)
     y = op.random_output(1)

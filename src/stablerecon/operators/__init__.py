@@ -18,7 +18,14 @@ operator                       problem
 """
 
 from . import masks, noise
-from .base import ComposedOperator, Identity, LinearOperator, ScaledOperator, skip_finite_checks
+from .base import (
+    AdjointOperator,
+    ComposedOperator,
+    Identity,
+    LinearOperator,
+    ScaledOperator,
+    skip_finite_checks,
+)
 from .blur import Blur, box_kernel, gaussian_kernel
 from .dense import GaussianMatrix
 from .downsample import Downsample
@@ -43,6 +50,7 @@ __all__ = [
     "LinearOperator",
     "ComposedOperator",
     "ScaledOperator",
+    "AdjointOperator",
     "Identity",
     "SubsampledFourier",
     "SubsampledWalshHadamard",

@@ -38,6 +38,7 @@ __all__ = [
     "LinearOperator",
     "ComposedOperator",
     "ScaledOperator",
+    "AdjointOperator",
     "Identity",
     "complex_dtype_of",
     "real_dtype_of",
@@ -402,6 +403,11 @@ class LinearOperator(nn.Module):
         return cols.reshape(n, -1).T.contiguous()
 
     # ------------------------------------------------------------------ algebra
+    def adjoint(self) -> AdjointOperator:
+        """The adjoint ``A^*`` as an operator (e.g. wavelet synthesis ``W^*``, so that
+        ``op @ wavelet.adjoint()`` maps coefficients to measurements)."""
+        return AdjointOperator(self)
+
     def __matmul__(self, other: LinearOperator) -> ComposedOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
@@ -463,6 +469,40 @@ class ComposedOperator(LinearOperator):
 
     def _dagger(self, y: torch.Tensor) -> torch.Tensor:
         return self.inner.A_dagger(self.outer._dagger(y))
+
+
+class AdjointOperator(LinearOperator):
+    """``A^*`` of an operator ``A``: ``A`` and ``A_adjoint`` swap roles.
+
+    ``A_dagger`` returns ``op.A(y)``, which is the exact pseudo-inverse of ``A^*`` when ``op``
+    is a partial isometry (``A A^* = I`` as for subsampled unitary transforms, or
+    ``A^* A = I`` as for orthonormal wavelets) and a cheap approximation otherwise.
+    """
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__(op.out_shape, op.in_shape)
+        self.op = op
+        self.in_kind = "any" if op.out_complex or op.in_kind != "real" else "real"
+        self.out_complex = op.out_complex
+
+    @property
+    def name(self) -> str:
+        return f"{self.op.name}^*"
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op._adjoint(x)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.op._forward(y)
+
+    def _dagger(self, y: torch.Tensor) -> torch.Tensor:
+        return self.op.A(y)
+
+    def _exact_norm(self) -> float:
+        return self.op.norm()
+
+    def adjoint(self) -> LinearOperator:
+        return self.op
 
 
 class ScaledOperator(LinearOperator):
