@@ -239,3 +239,16 @@ def test_adjoint_is_differentiable(op: LinearOperator) -> None:
     if not grad.is_complex() and ref.is_complex():
         ref = ref.real
     torch.testing.assert_close(grad, ref.to(grad.dtype))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda(op: LinearOperator) -> None:
+    """Buffers follow .to(device); results match the CPU ones."""
+    x = op.random_input(2, torch.float64, seed=0)
+    y_cpu = op.A(x)
+    op = op.to("cuda")
+    y = op.A(x.cuda())
+    assert y.device.type == "cuda"
+    torch.testing.assert_close(y.cpu(), y_cpu)
+    assert op.A_adjoint(y).device.type == "cuda"
+    assert op.adjointness_error(dtype=torch.float64) < 1e-12
