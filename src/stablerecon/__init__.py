@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("operators", "sparsity", "metrics", "data")
+_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -46,6 +46,7 @@ __all__ = [
     "all_finite",
     "inner_product",
     "skip_finite_checks",
+    "finite_checks_enabled",
 ]
 
 
@@ -87,6 +88,11 @@ class skip_finite_checks:  # noqa: N801 - used as a context manager, reads like 
     def __exit__(self, *exc: object) -> None:
         global _CHECK_FINITE
         _CHECK_FINITE = self._previous
+
+
+def finite_checks_enabled() -> bool:
+    """False inside :class:`skip_finite_checks` (value scans of inputs are skipped)."""
+    return _CHECK_FINITE
 
 
 def check_tensor(

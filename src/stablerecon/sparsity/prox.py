@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from ..operators.base import all_finite, finite_checks_enabled
+
 __all__ = ["soft_threshold", "group_soft_threshold", "project_l2_ball"]
 
 
@@ -26,7 +28,7 @@ def _check_x(x: object, name: str, where: str) -> torch.Tensor:
     if not (x.is_floating_point() or x.is_complex()):
         raise TypeError(f"{where}: argument '{name}' must be a real or complex floating tensor, "
                         f"got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
+    if finite_checks_enabled() and not all_finite(x):
         raise ValueError(f"{where}: argument '{name}' contains NaN or Inf values")
     return x
 
@@ -52,6 +54,8 @@ def _check_nonneg(
         raise TypeError(
             f"{where}: argument '{name}' must be a number or a tensor, got {type(value).__name__}"
         )
+    if not finite_checks_enabled():  # inside solver loops: validated once by the caller
+        return t
     if bool(torch.isnan(t).any()):
         raise ValueError(f"{where}: argument '{name}' contains NaN values")
     if bool((t < 0).any()):
