@@ -1,14 +1,24 @@
 """Classical sparse-regularisation solvers (plain, batched, differentiable functions).
 
+- :func:`fista`: FISTA for the (weighted) l1-wavelet LASSO;
+- :func:`primal_dual_tv`: Chambolle-Pock for TV-regularised least squares;
 - :func:`primal_dual`: Chambolle-Pock for the weighted square-root LASSO;
 - :func:`restarted_primal_dual`: FIRENET's restarted, rescaled primal-dual scheme;
 - :func:`level_weights`, :func:`level_sparsities`: FIRENET's per-level l1 weights.
 """
 
+from .fista import SolverInfo, fista, lasso_objective
 from .primal_dual import PrimalDualInfo, SqrtLassoProblem, cp_steps, primal_dual, sqrt_lasso_objective
 from .restart import level_sparsities, level_weights, restarted_primal_dual
+from .tv import primal_dual_tv, total_variation, tv_objective
 
 __all__ = [
+    "fista",
+    "lasso_objective",
+    "SolverInfo",
+    "primal_dual_tv",
+    "tv_objective",
+    "total_variation",
     "primal_dual",
     "sqrt_lasso_objective",
     "SqrtLassoProblem",
