@@ -55,6 +55,19 @@ def _check_positive(value: float, name: str) -> float:
     return float(value)
 
 
+def step_sizes(op: LinearOperator, tau: float | None, sigma: float | None) -> tuple[float, float]:
+    """Validated Chambolle-Pock steps (default ``1 / ||A||`` each); ``tau sigma ||A||^2 <= 1``."""
+    norm = op.norm()
+    tau = _check_positive(tau, "tau") if tau is not None else 1.0 / norm
+    sigma = _check_positive(sigma, "sigma") if sigma is not None else 1.0 / norm
+    if tau * sigma * norm**2 > 1.0 + 1e-6:
+        raise ValueError(
+            f"step sizes must satisfy tau * sigma * ||A||^2 <= 1, got tau={tau:g}, sigma={sigma:g}, "
+            f"||A||={norm:g} (product {tau * sigma * norm**2:g})"
+        )
+    return tau, sigma
+
+
 class SqrtLassoProblem:
     """A validated weighted square-root LASSO instance ``(A, W, lam, w)`` and its maps.
 
@@ -256,14 +269,7 @@ def primal_dual(
     y = problem.check_measurements(y)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"argument 'iterations' must be an int >= 1, got {iterations!r}")
-    norm = op.norm()
-    tau = _check_positive(tau, "tau") if tau is not None else 1.0 / norm
-    sigma = _check_positive(sigma, "sigma") if sigma is not None else 1.0 / norm
-    if tau * sigma * norm**2 > 1.0 + 1e-6:
-        raise ValueError(
-            f"step sizes must satisfy tau * sigma * ||A||^2 <= 1, got tau={tau:g}, sigma={sigma:g}, "
-            f"||A||={norm:g} (product {tau * sigma * norm**2:g})"
-        )
+    tau, sigma = step_sizes(op, tau, sigma)
     c = problem.initial_coefficients(y, x0)
     z = torch.zeros_like(y)
     info = PrimalDualInfo(iterations=0)

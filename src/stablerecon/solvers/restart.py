@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..operators.base import LinearOperator, skip_finite_checks
-from .primal_dual import SqrtLassoProblem, _check_positive, cp_steps
+from .primal_dual import SqrtLassoProblem, cp_steps, step_sizes
 
 __all__ = ["restarted_primal_dual", "level_weights", "level_sparsities"]
 
@@ -135,13 +135,7 @@ def restarted_primal_dual(
             or delta < 0:
         raise ValueError(f"argument 'delta' must be a finite number >= 0, got {delta!r}")
     norm = op.norm()
-    tau = _check_positive(tau, "tau") if tau is not None else 1.0 / norm
-    sigma = _check_positive(sigma, "sigma") if sigma is not None else 1.0 / norm
-    if tau * sigma * norm**2 > 1.0 + 1e-6:
-        raise ValueError(
-            f"step sizes must satisfy tau * sigma * ||A||^2 <= 1, got tau={tau:g}, sigma={sigma:g}, "
-            f"||A||={norm:g}"
-        )
+    tau, sigma = step_sizes(op, tau, sigma)
     c = problem.initial_coefficients(y, x0)
     rdt = c.real.dtype if c.is_complex() else c.dtype
     eps = torch.linalg.vector_norm(y.detach().flatten(1), dim=1).to(rdt)
