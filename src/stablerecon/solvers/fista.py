@@ -56,6 +56,7 @@ from ..operators.base import (
     real_dtype_of,
     skip_finite_checks,
 )
+from ..sparsity import soft_threshold
 
 __all__ = ["fista", "lasso_objective", "SolverInfo"]
 
@@ -250,20 +251,6 @@ def _coefficient_weights(weights: Weights, sparsifier: LinearOperator, dtype: to
     return w
 
 
-def _shrink(c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """:func:`~stablerecon.sparsity.soft_threshold` without its argument checks.
-
-    The same formulas (real: ``c - t sign(c)`` where ``|c| >= t``, else 0; complex: the modulus
-    shrunk, the phase kept, no NaN gradient at 0). The inner loop calls it with a threshold
-    validated once: the per-call checks of ``soft_threshold`` (a finiteness scan and
-    ``torch.broadcast_shapes``) cost about as much as a wavelet transform on small images.
-    """
-    if c.is_complex():
-        mod = c.abs()
-        return c * torch.relu(1.0 - t / mod.clamp_min(torch.finfo(mod.dtype).tiny))
-    return torch.where(c.abs() >= t, c - t * torch.sign(c), torch.zeros_like(c))
-
-
 def _l1_term(c: torch.Tensor, lam: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     """``lam * sum_i w_i |c_i|`` per batch item, shape ``(B,)``."""
     mod = c.abs()
@@ -428,7 +415,7 @@ def fista(
         rel = torch.full((batch,), math.inf, dtype=rdtype, device=device)
         converged, iterations = False, 0
         for k in bar:
-            c_new = _shrink(z - gradient(z) / lip, thresh)
+            c_new = soft_threshold(z - gradient(z) / lip, thresh)
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
             z = c_new + ((t - 1.0) / t_new) * (c_new - c)
             rel = _relative_change(c_new, c)
