@@ -48,7 +48,7 @@ def small_problem() -> tuple[SqrtLassoProblem, torch.Tensor]:
 
 def test_primal_dual_satisfies_optimality_conditions(small_problem) -> None:
     problem, y = small_problem
-    x = primal_dual(y, problem.op, problem.sparsifier, problem.lam, iterations=2000, ergodic=False)
+    x = primal_dual(y, problem.op, problem.sparsifier, problem.lam, max_iter=2000, ergodic=False)
     on, off = subgradient_residuals(problem, x, y)
     assert on < 1e-4 and off < 1e-4
 
@@ -78,7 +78,7 @@ def test_primal_dual_matches_scipy_reference_on_tiny_problem() -> None:
     ref = minimize(objective, start, method="SLSQP", bounds=[(0, None)] * 33,
                    constraints=[{"type": "ineq", "fun": gap}],
                    options={"ftol": 1e-15, "maxiter": 5000})
-    x = primal_dual(y, op, wav, lam, iterations=20000, ergodic=False,
+    x = primal_dual(y, op, wav, lam, max_iter=20000, ergodic=False,
                     tau=0.5 / op.norm(), sigma=2.0 / op.norm())
     c = wav.A(x).reshape(-1).numpy()
     ours = lam * np.abs(c).sum() + float(np.linalg.norm(B @ c - yv))
@@ -115,7 +115,7 @@ def test_restarts_converge_exponentially_on_sparse_images(kind: str) -> None:
     logs = np.log(errs[: reached + 1])
     r2 = np.corrcoef(layers[: reached + 1], logs)[0, 1] ** 2
     assert r2 > 0.95
-    plain = primal_dual(op.A(x), op, sr.sparsity.Wavelet("haar", size=n), lam=1e-2, iterations=800)
+    plain = primal_dual(op.A(x), op, sr.sparsity.Wavelet("haar", size=n), lam=1e-2, max_iter=800)
     plain_err = float(torch.linalg.norm(plain - x) / torch.linalg.norm(x))
     assert plain_err >= 100 * 1e-5
 

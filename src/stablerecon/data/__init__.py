@@ -6,7 +6,7 @@ nothing is downloaded:
 - :func:`image`, :func:`available_images`: images bundled with scikit-image, grayscale,
   cropped and resized (``image("camera", size=128)`` has shape ``(1, 1, 128, 128)``);
 - :func:`shepp_logan`, :func:`ellipses`: the Shepp-Logan phantom at any size and random-ellipse
-  training phantoms (seeded);
+  training phantoms (seeded); :func:`haar_sparse`: exactly Haar-sparse block images;
 - :func:`insert_detail`: add a small blob or text of known contrast, with its mask;
 - :func:`gaussian`, :func:`shot`, :func:`speckle`, :func:`impulse`, :func:`corrupt`: ImageNet-C
   noise corruptions with severities 1..5.
@@ -23,7 +23,7 @@ from .corruptions import (
 )
 from .details import FONT_CHARACTERS, insert_detail
 from .images import available_images, image
-from .phantoms import ellipses, shepp_logan
+from .phantoms import ellipses, haar_sparse, shepp_logan
 
 __all__ = [
     "CORRUPTIONS",
@@ -33,6 +33,7 @@ __all__ = [
     "corrupt",
     "ellipses",
     "gaussian",
+    "haar_sparse",
     "image",
     "impulse",
     "insert_detail",

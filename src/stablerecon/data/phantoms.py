@@ -235,3 +235,53 @@ def ellipses(
     img /= np.where(peak > 0, peak, 1.0)[:, None, None]
     np.clip(img, 0.0, 1.0, out=img)
     return _to_tensor(img, dtype, device)[:, None]
+
+
+def haar_sparse(
+    size: int = 128,
+    block: int = 8,
+    n: int = 1,
+    seed: int | np.random.Generator | None = 0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Images that are exactly sparse in the Haar basis: constant on a dyadic grid of squares.
+
+    Each image has ``(size / block)^2`` squares of ``block x block`` pixels with values uniform
+    in ``[0, 1)``. A Haar wavelet of any depth represents it with at most
+    ``(size / block)^2`` non-zero coefficients (all at scales coarser than ``block``), which
+    makes it the test case of compressed-sensing theory without a sparsity floor: noiseless,
+    l1 recovery can be exact (e.g. FIRENET's exponential convergence, Colbrook-Antun-Hansen,
+    PNAS 2022).
+
+    Args:
+        size: side ``N`` of each image, a multiple of ``block``.
+        block: side of the constant squares, a power of two (``>= 1``).
+        n: number of images.
+        seed: integer seed or ``numpy.random.Generator`` (default 0: the same image each call).
+        dtype, device: of the result.
+
+    Returns:
+        Tensor of shape ``(n, 1, N, N)``, values in ``[0, 1)``.
+
+    Examples:
+        >>> x = haar_sparse(32, block=8)
+        >>> x.shape, int(torch.unique(x).numel()) <= 16
+        (torch.Size([1, 1, 32, 32]), True)
+    """
+    size = _check_size(size)
+    block = _check_size(block, "block")
+    n = _check_size(n, "n")
+    if block & (block - 1):
+        raise ValueError(f"block must be a power of two, got {block}")
+    if size % block:
+        raise ValueError(f"size must be a multiple of block = {block}, got {size}")
+    if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
+        raise TypeError(
+            f"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}"
+        )
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((n, 1, size // block, size // block))
+    arr = coarse.repeat(block, axis=-1).repeat(block, axis=-2)
+    return _to_tensor(arr, dtype, device)

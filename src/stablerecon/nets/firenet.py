@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ..operators.base import LinearOperator
+from ..solvers.reconstructor import default_sparsifier
 from ..solvers.restart import restarted_primal_dual
-from ..sparsity import Wavelet
 
 __all__ = ["FIRENet"]
 
@@ -103,13 +103,7 @@ class FIRENet(nn.Module):
         return self.restarts * self.inner
 
     def _sparsifier_for(self, op: LinearOperator) -> LinearOperator:
-        size = (int(op.in_shape[-2]), int(op.in_shape[-1]))
-        if self.sparsifier is not None:
-            return self.sparsifier
-        if getattr(self, "_default_sparsifier", None) is None or \
-                tuple(self._default_sparsifier.in_shape[-2:]) != size:
-            self._default_sparsifier = Wavelet("haar", size=size)
-        return self._default_sparsifier
+        return self.sparsifier if self.sparsifier is not None else default_sparsifier(op)
 
     def forward(self, y: torch.Tensor, op: LinearOperator | None = None,
                 x0: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,11 +4,13 @@
 - :func:`primal_dual_tv`: Chambolle-Pock for TV-regularised least squares;
 - :func:`primal_dual`: Chambolle-Pock for the weighted square-root LASSO;
 - :func:`restarted_primal_dual`: FIRENET's restarted, rescaled primal-dual scheme;
-- :func:`level_weights`, :func:`level_sparsities`: FIRENET's per-level l1 weights.
+- :func:`level_weights`, :func:`level_sparsities`: FIRENET's per-level l1 weights;
+- :class:`SparseReconstructor`: the three solvers as reconstruction methods ``method(y, op)``.
 """
 
 from .fista import SolverInfo, fista, lasso_objective
-from .primal_dual import PrimalDualInfo, SqrtLassoProblem, cp_steps, primal_dual, sqrt_lasso_objective
+from .primal_dual import SqrtLassoProblem, cp_steps, primal_dual, sqrt_lasso_objective, step_sizes
+from .reconstructor import SparseReconstructor, default_sparsifier
 from .restart import level_sparsities, level_weights, restarted_primal_dual
 from .tv import primal_dual_tv, total_variation, tv_objective
 
@@ -22,8 +24,10 @@ __all__ = [
     "primal_dual",
     "sqrt_lasso_objective",
     "SqrtLassoProblem",
-    "PrimalDualInfo",
     "cp_steps",
+    "step_sizes",
+    "SparseReconstructor",
+    "default_sparsifier",
     "restarted_primal_dual",
     "level_weights",
     "level_sparsities",

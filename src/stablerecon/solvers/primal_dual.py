@@ -30,20 +30,20 @@ neural networks", PNAS 119 (2022).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ..operators.base import LinearOperator, check_tensor, skip_finite_checks
 from ..sparsity import project_l2_ball, soft_threshold
+from .fista import SolverInfo, _check_iterations, _iterations, _relative_change
 
 __all__ = [
     "SqrtLassoProblem",
     "primal_dual",
     "sqrt_lasso_objective",
-    "PrimalDualInfo",
+    "cp_steps",
+    "step_sizes",
 ]
 
 
@@ -204,14 +204,6 @@ def cp_steps(problem: SqrtLassoProblem, y: torch.Tensor, c: torch.Tensor, z: tor
     return c, z, total / steps
 
 
-@dataclass
-class PrimalDualInfo:
-    """Diagnostics of a primal-dual solve: objective per iteration, iterations run."""
-
-    iterations: int
-    objective: list[float] = field(default_factory=list)
-
-
 def sqrt_lasso_objective(x: torch.Tensor, y: torch.Tensor, op: LinearOperator,
                          sparsifier: LinearOperator, lam: float,
                          weights: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
@@ -227,14 +219,16 @@ def primal_dual(
     lam: float,
     weights: Sequence[float] | torch.Tensor | None = None,
     x0: torch.Tensor | None = None,
-    iterations: int = 1000,
+    max_iter: int = 1000,
+    tol: float = 0.0,
     tau: float | None = None,
     sigma: float | None = None,
     ergodic: bool = True,
     real: bool = True,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
     return_info: bool = False,
     progress: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, PrimalDualInfo]:
+) -> torch.Tensor | tuple[torch.Tensor, SolverInfo]:
     r"""Plain (unrestarted) Chambolle-Pock for the weighted square-root LASSO.
 
     Solves ``min_c lam ||c||_{1,w} + ||A W^* c - y||_2`` and returns the image ``W^* c``.
@@ -244,43 +238,84 @@ def primal_dual(
     y:
         Measurements ``(B, *op.out_shape)``.
     op, sparsifier, lam, weights, real:
-        The problem, see :class:`SqrtLassoProblem`.
+        The problem, see :class:`SqrtLassoProblem`. ``lam`` is scale-free: the objective is
+        1-homogeneous in ``(c, y)``, so the same ``lam`` suits any scaling of the data.
     x0:
         Initial image ``(B, C, H, W)`` (default zero).
-    iterations:
-        Number of primal-dual steps.
+    max_iter:
+        Maximal number of primal-dual steps (``>= 1``).
+    tol:
+        Stop when the relative change of the last primal iterate,
+        ``||c_{k+1} - c_k|| / max(||c_k||, tiny)``, is below ``tol`` for every batch item
+        (default ``0``: run exactly ``max_iter`` steps).
     tau, sigma:
         Step sizes; default ``1 / ||A||`` each. Must satisfy ``tau sigma ||A||^2 <= 1``
         (``W`` orthonormal, so ``||A W^*|| = ||A||``).
     ergodic:
-        Return the ergodic average of the iterates (the iterate the convergence theory bounds)
-        instead of the last one.
+        Return the ergodic average of the iterates ``c_1..c_k`` (the iterate the ``O(1/k)``
+        gap bound is about) instead of the last one. The last iterate usually reaches a given
+        error in far fewer steps; FIRENET's restarts make the ergodic average fast.
+    callback:
+        Called as ``callback(k, x_k)`` after step ``k = 1, 2, ...`` with the current estimate
+        (the ergodic average when ``ergodic``), e.g. to record error curves.
     return_info:
-        Also return a :class:`PrimalDualInfo` with the objective of the returned estimate per
-        iteration (costs one extra ``B`` per iteration).
+        Also return a :class:`~stablerecon.solvers.SolverInfo` (objective of the returned
+        estimate per step, costing one extra ``B`` per step; last relative change; whether
+        ``tol`` was met; ``extras`` with ``tau``, ``sigma`` and the final dual variable ``z``).
     progress:
         Show a tqdm progress bar.
 
     Returns
     -------
-    Tensor ``(B, C, H, W)`` (and the info when asked).
+    Tensor ``(B, C, H, W)`` (and the info when asked). Differentiable with respect to ``y``.
+
+    Examples
+    --------
+    >>> import torch, stablerecon as sr
+    >>> op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(32, 0.4, seed=0))
+    >>> x = torch.zeros(1, 1, 32, 32, dtype=torch.float64); x[..., 8:24, 8:24] = 1.0
+    >>> wav = sr.sparsity.Wavelet("haar", size=32)
+    >>> x_hat = primal_dual(op.A(x), op, wav, lam=1e-2, max_iter=500, ergodic=False)
+    >>> bool(torch.linalg.vector_norm(x_hat - x) < 1e-3 * torch.linalg.vector_norm(x))
+    True
     """
+    where = "primal_dual"
     problem = SqrtLassoProblem(op, sparsifier, lam, weights, real)
     y = problem.check_measurements(y)
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"argument 'iterations' must be an int >= 1, got {iterations!r}")
+    max_iter, tol = _check_iterations(max_iter, tol, where)
+    if not isinstance(ergodic, bool):
+        raise TypeError(f"argument 'ergodic' must be a bool, got {type(ergodic).__name__}")
     tau, sigma = step_sizes(op, tau, sigma)
     c = problem.initial_coefficients(y, x0)
     z = torch.zeros_like(y)
-    info = PrimalDualInfo(iterations=0)
+    batch = y.shape[0]
+    rdt = c.real.dtype if c.is_complex() else c.dtype
+    history: list[torch.Tensor] = []
+    rel = torch.full((batch,), math.inf, dtype=rdt, device=y.device)
+    converged, iterations = False, 0
     total = torch.zeros_like(c)
+    bar = _iterations(max_iter, progress, where)
     with skip_finite_checks():
-        for k in tqdm(range(iterations), desc="primal-dual", disable=not progress, leave=False):
-            c, z, _ = cp_steps(problem, y, c, z, 1, tau, sigma)
+        for k in bar:
+            c_new, z, _ = cp_steps(problem, y, c, z, 1, tau, sigma)
+            rel = _relative_change(c_new, c)
+            c, iterations = c_new, k + 1
             total = total + c
+            estimate = total / iterations if ergodic else c
             if return_info:
-                estimate = total / (k + 1) if ergodic else c
-                info.objective.append(float(problem.objective(estimate, y).sum()))
-    info.iterations = iterations
-    x = problem.image(total / iterations if ergodic else c)
-    return (x, info) if return_info else x
+                with torch.no_grad():
+                    history.append(problem.objective(estimate, y).detach().to(torch.float64))
+            if callback is not None:
+                callback(iterations, problem.image(estimate))
+            if progress and k % 10 == 0:
+                bar.set_postfix(rel_change=f"{float(rel.max()):.2e}")
+            if bool((rel < tol).all()):
+                converged = True
+                break
+        x = problem.image(total / iterations if ergodic else c)
+    if not return_info:
+        return x
+    objective = torch.stack(history) if history else torch.empty(0, batch, dtype=torch.float64)
+    info = SolverInfo(iterations=iterations, objective=objective, relative_change=rel.detach(),
+                      converged=converged, extras={"tau": tau, "sigma": sigma, "dual": z.detach()})
+    return x, info
