@@ -37,14 +37,12 @@ class FIRENet(nn.Module):
         Orthonormal sparsifying transform; default: Haar wavelets of maximal depth at the
         operator's image size.
     lam:
-        Square-root LASSO weight (default ``1e-2``, in the working range for subsampled Fourier
-        and Walsh-Hadamard with Haar wavelets at 64-256 pixels; too small a value for the
-        problem's sharpness makes the restarts stall above the floor).
+        Square-root LASSO weight (scale-free; default ``2e-3``).
     weights:
         Per-level weights (see :func:`~stablerecon.solvers.level_weights`), per-coefficient
         weights ``(N,)``, or ``None`` (uniform).
     restarts, inner:
-        ``n`` blocks of ``p`` steps: ``n * p`` layers (default 20 x 5).
+        ``n`` blocks of ``p`` steps: ``n * p`` layers (default 12 x 8 = 96).
     delta:
         Error-floor estimate in measurement units (default 0: exact data).
     tau, sigma:
@@ -52,11 +50,33 @@ class FIRENet(nn.Module):
     real:
         Reconstruct a real image (default); ``False`` for complex images.
 
+    Choosing ``lam`` and ``p``
+    -------------------------
+    Each block divides an error bound by ``e`` only if ``p`` steps suffice for the problem's
+    sharpness, which worsens as ``lam`` shrinks; and ``lam`` must stay below the level at
+    which the square-root LASSO minimiser itself is biased away from the image. Outside the
+    window the restarts *stall*: the primal steps shrink geometrically while the error stops
+    falling, and the output freezes above the floor. Measured by
+    ``benchmarks/firenet_parameters.py`` (25% Fourier or Walsh-Hadamard sampling, Haar):
+
+    - exactly sparse, noiseless (error 1e-5 reached): ``p = 2, 3`` always stall; ``p = 5``
+      works for ``2e-3 <= lam <= 1e-2`` and stalls for ``lam = 1e-3`` (Fourier, 64-128) and
+      ``lam >= 3e-2``; ``p = 8-10`` widens the window down to ``lam = 1e-3`` at the cost of
+      more layers per decade (8 instead of 5-6).
+    - natural images with 2% noise (within 10% of the minimiser's error): ``p = 5`` stalls
+      on Shepp-Logan at 128 for every ``lam``; ``p = 8-10`` with ``lam`` in ``[1e-3, 3e-3]``
+      gets there in 16-20 layers; ``lam >= 5e-3`` needs 30-40 layers.
+
+    The defaults (``lam = 2e-3``, ``p = 8``) sit inside both windows for subsampled Fourier and
+    Walsh-Hadamard at 64-256 pixels. Known limit: Shepp-Logan at 64 pixels under 25% Fourier
+    sampling is so far from Haar-sparse that FIRENET plateaus about 20% above the minimiser's
+    error for every ``lam`` and ``p`` tried.
+
     Examples
     --------
     >>> import torch, stablerecon as sr
     >>> op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(32, 0.3, seed=0))
-    >>> net = FIRENet(op, restarts=4, inner=5)
+    >>> net = FIRENet(op, restarts=4)
     >>> x = torch.zeros(1, 1, 32, 32); x[..., 8:24, 8:24] = 1.0
     >>> x_hat = net(op.A(x), op)
     >>> bool(torch.linalg.norm(x_hat - x) < 0.1 * torch.linalg.norm(x))
@@ -69,10 +89,10 @@ class FIRENet(nn.Module):
         self,
         op: LinearOperator | None = None,
         sparsifier: LinearOperator | None = None,
-        lam: float = 1e-2,
+        lam: float = 2e-3,
         weights: Sequence[float] | torch.Tensor | None = None,
-        restarts: int = 20,
-        inner: int = 5,
+        restarts: int = 12,
+        inner: int = 8,
         delta: float = 0.0,
         tau: float | None = None,
         sigma: float | None = None,
