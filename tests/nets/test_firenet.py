@@ -69,6 +69,23 @@ def test_complex_images_and_validation(mri64) -> None:
         FIRENet(op, inner=0)
     with pytest.raises(ValueError, match="needs an operator"):
         FIRENet()(op.A(x))
+    with pytest.raises(ValueError, match="'lam'"):
+        FIRENet(op, lam=-1e-3)
+    with pytest.raises(ValueError, match="'restarts'"):
+        FIRENet(op, restarts=0)
+    with pytest.raises(ValueError, match="'inner'"):
+        FIRENet(op, inner=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'delta'"):
+        FIRENet(op, delta=-0.1)
+    small = sr.sparsity.Wavelet("haar", size=32)
+    with pytest.raises(ValueError, match="'sparsifier'"):
+        FIRENet(op, sparsifier=small)
+    with pytest.raises(ValueError, match="'sparsifier'"):  # mismatch found at call time too
+        FIRENet(sparsifier=small)(op.A(x), op)
+    with pytest.raises(ValueError, match="'y'"):
+        FIRENet(op)(op.A(x)[..., :10])
+    with pytest.raises(ValueError, match="NaN|finite"):
+        FIRENet(op)(op.A(x) * float("nan"))
 
 
 def _relative(x_hat: torch.Tensor, x: torch.Tensor) -> float:
@@ -112,3 +129,48 @@ def test_noisy_natural_images_reach_the_floor_in_few_layers(fourier128, name: st
                            callback=lambda k, xk: plain.append(_relative(xk, x)))
     reached = next((k + 1 for k, e in enumerate(plain) if e <= 1.1 * floor), None)
     assert reached is None or reached >= 10 * layers
+
+
+def _sparse_problem(kind: str, size: int) -> tuple[sr.operators.LinearOperator, torch.Tensor]:
+    """Exactly Haar-sparse image (256 non-zero coefficients) and 25% sampling; the Walsh mask
+    holds the coarse 16 x 16 sequency block where that image lives."""
+    x = sr.data.haar_sparse(size, block=size // 16, dtype=torch.float64)
+    if kind == "fourier":
+        return sr.operators.SubsampledFourier(sr.operators.masks.variable_density(size, 0.25, seed=0)), x
+    mask = sr.operators.masks.variable_density(size, 0.25, seed=0, origin="corner",
+                                               center_radius=1.45 * 16 / size)
+    assert bool(mask[:16, :16].all())
+    return sr.operators.SubsampledWalshHadamard(mask), x
+
+
+def _block_errors(op, x, lam: float, inner: int, layers: int) -> list[float]:
+    errors: list[float] = []
+    sr.solvers.restarted_primal_dual(op.A(x), op, sr.sparsity.Wavelet("haar", size=x.shape[-1]), lam,
+                                     restarts=layers // inner, inner=inner,
+                                     callback=lambda k, xk: errors.append(_relative(xk, x)))
+    return errors
+
+
+@pytest.mark.parametrize("kind", ["fourier", "hadamard"])
+@pytest.mark.parametrize("size", [64, 256])
+def test_defaults_are_in_the_working_range(kind: str, size: int) -> None:
+    """Default lam and p: exponential convergence to 1e-5 within the default layers."""
+    op, x = _sparse_problem(kind, size)
+    net = FIRENet(op)
+    errors = _block_errors(op, x, net.lam, net.inner, net.layers)
+    assert min(errors) <= 1e-5
+    torch.testing.assert_close(net(op.A(x)), sr.solvers.restarted_primal_dual(
+        op.A(x), op, sr.sparsity.Wavelet("haar", size=size), net.lam, restarts=net.restarts,
+        inner=net.inner))
+
+
+@pytest.mark.parametrize(("lam", "inner", "why"), [(2e-3, 3, "p too small"),
+                                                   (1e-4, 5, "lam too small for p"),
+                                                   (1e-1, 8, "lam too large")])
+def test_outside_the_window_the_restarts_stall(lam: float, inner: int, why: str) -> None:
+    """Too small p (or lam too small for p) and the steps shrink faster than the error: the
+    output freezes far above the truth; too large lam biases the minimiser itself."""
+    op, x = _sparse_problem("fourier", 64)
+    errors = _block_errors(op, x, lam, inner, 120)
+    assert min(errors) > 1e-3, why
+    assert errors[-1] > 0.5 * errors[len(errors) // 2], why  # no progress in the second half

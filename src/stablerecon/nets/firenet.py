@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -104,8 +105,19 @@ class FIRENet(nn.Module):
         for name, value in (("restarts", restarts), ("inner", inner)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"argument '{name}' must be an int >= 1, got {value!r}")
-        if not (isinstance(delta, (int, float)) and delta >= 0):
+        if isinstance(delta, bool) or not (isinstance(delta, (int, float)) and math.isfinite(delta)
+                                           and delta >= 0):
             raise ValueError(f"argument 'delta' must be a number >= 0, got {delta!r}")
+        if op is not None and not isinstance(op, LinearOperator):
+            raise TypeError(f"argument 'op' must be a LinearOperator or None, got {type(op).__name__}")
+        if sparsifier is not None and not isinstance(sparsifier, LinearOperator):
+            raise TypeError(f"argument 'sparsifier' must be a LinearOperator or None, "
+                            f"got {type(sparsifier).__name__}")
+        if op is not None and sparsifier is not None and \
+                tuple(sparsifier.in_shape[-2:]) != tuple(op.in_shape[-2:]):
+            raise ValueError(f"argument 'sparsifier' acts on images of size "
+                             f"{tuple(sparsifier.in_shape[-2:])} but 'op' on images of size "
+                             f"{tuple(op.in_shape[-2:])}")
         self.op = op
         self.sparsifier = sparsifier
         self.lam = float(lam)
