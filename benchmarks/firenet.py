@@ -128,10 +128,10 @@ def wall_times(sizes: list[int], repeats: int) -> dict:
 def figure(sparse: dict, noisy: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ax = axes[0]
-    for kind, style in (("fourier", "C0"), ("hadamard", "C1")):
+    for kind, style, marker in (("fourier", "C0", "o"), ("hadamard", "C1", "s")):
         r = sparse[kind]
         layers = SPARSE_P * np.arange(1, len(r["firenet"]) + 1)
-        ax.semilogy(layers, r["firenet"], "o-", color=style, label=f"FIRENET, {kind}")
+        ax.semilogy(layers, r["firenet"], marker=marker, ms=4, ls="-", color=style, label=f"FIRENET, {kind}")
         its = np.arange(1, len(r["plain_ergodic"]) + 1)
         ax.semilogy(its, r["plain_ergodic"], "--", color=style, label=f"plain CP (ergodic), {kind}")
         ax.semilogy(its, r["plain_last"], ":", color=style, label=f"plain CP (last), {kind}")
