@@ -14,15 +14,15 @@ BENCH = Path(__file__).parents[1] / "benchmarks"
 
 @pytest.mark.slow
 def test_parameter_study_writes_json_and_resumes(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(BENCH / "firenet_parameters.py"), "--sizes", "32", "--lams", "1e-2",
+    cmd = [sys.executable, str(BENCH / "firenet_parameters.py"), "--sizes", "64", "--lams", "1e-2",
            "--inners", "2", "8", "--kinds", "fourier", "--out", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     payload = json.loads((tmp_path / "firenet_parameters.json").read_text())
     cases = payload["cases"]
-    assert set(cases) == {"fourier/32/0.01/2", "fourier/32/0.01/8"}
+    assert set(cases) == {"fourier/64/0.01/2", "fourier/64/0.01/8"}
     # p = 2 stalls (documented), p = 8 converges on the exactly sparse image
-    assert cases["fourier/32/0.01/2"]["sparse_layers"] is None
-    assert cases["fourier/32/0.01/8"]["sparse_final"] < 1e-5
+    assert cases["fourier/64/0.01/2"]["sparse_layers"] is None
+    assert cases["fourier/64/0.01/8"]["sparse_final"] < 1e-5
     assert "fourier" in first.stdout and "stalls" in first.stdout
     assert not list(tmp_path.glob("*.tmp"))
     # a second run finds every case done and recomputes nothing
