@@ -32,6 +32,10 @@ def test_demo_reports_the_zero_filled_psnr() -> None:
     k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x), norm="ortho")) * mask
     x_hat = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k), norm="ortho")).real.clip(0, 1)
     assert reported == pytest.approx(peak_signal_noise_ratio(x, x_hat, data_range=1.0), abs=0.01)
+    rows = dict(re.findall(r"^(zero-filled adjoint|l1-wavelet \(FISTA\)|TV|FIRENET)\s+([\d.]+)",
+                           result.output, re.M))
+    assert len(rows) == 4
+    assert float(rows["TV"]) > float(rows["zero-filled adjoint"])  # regularisation helps
 
 
 def test_demo_rejects_bad_options() -> None:

@@ -9,10 +9,13 @@ import torch
 import stablerecon as sr
 from stablerecon.solvers import (
     SqrtLassoProblem,
+    fista,
+    lasso_objective,
     level_sparsities,
     level_weights,
     primal_dual,
     restarted_primal_dual,
+    sqrt_lasso_objective,
 )
 
 
@@ -51,6 +54,24 @@ def test_primal_dual_satisfies_optimality_conditions(small_problem) -> None:
     x = primal_dual(y, problem.op, problem.sparsifier, problem.lam, max_iter=2000, ergodic=False)
     on, off = subgradient_residuals(problem, x, y)
     assert on < 1e-4 and off < 1e-4
+
+
+def test_fista_and_primal_dual_agree_through_the_lasso_equivalence(small_problem) -> None:
+    """The sqrt-LASSO minimiser c* also minimises the LASSO with lam_L = lam ||B c* - y||, so
+    FISTA on that LASSO and CP on the sqrt-LASSO must reach each other's optimal objective."""
+    problem, y = small_problem
+    wav = problem.sparsifier
+    x_cp = primal_dual(y, problem.op, wav, problem.lam, max_iter=4000, ergodic=False)
+    residual = float(torch.linalg.vector_norm(problem.op.A(x_cp) - y))
+    lam_lasso = problem.lam * residual
+    x_fista = fista(y, problem.op, wav, lam_lasso, max_iter=20000, tol=1e-12)
+    sq_cp = float(sqrt_lasso_objective(x_cp, y, problem.op, wav, problem.lam))
+    sq_fista = float(sqrt_lasso_objective(x_fista, y, problem.op, wav, problem.lam))
+    lasso_cp = float(lasso_objective(x_cp, y, problem.op, wav, lam_lasso))
+    lasso_fista = float(lasso_objective(x_fista, y, problem.op, wav, lam_lasso))
+    assert abs(sq_fista - sq_cp) <= 1e-5 * sq_cp
+    assert abs(lasso_cp - lasso_fista) <= 1e-5 * lasso_fista
+    assert float(torch.linalg.vector_norm(x_cp - x_fista) / torch.linalg.vector_norm(x_fista)) < 1e-3
 
 
 def test_primal_dual_matches_scipy_reference_on_tiny_problem() -> None:
