@@ -82,8 +82,8 @@ def restarted_primal_dual(
     sparsifier: LinearOperator,
     lam: float,
     weights: Sequence[float] | torch.Tensor | None = None,
-    restarts: int = 20,
-    inner: int = 5,
+    restarts: int = 12,
+    inner: int = 8,
     delta: float = 0.0,
     x0: torch.Tensor | None = None,
     tau: float | None = None,
@@ -105,9 +105,10 @@ def restarted_primal_dual(
         The problem ``min_c lam ||c||_{1,w} + ||A W^* c - y||_2``, see
         :class:`~stablerecon.solvers.primal_dual.SqrtLassoProblem`.
     restarts:
-        Number of blocks ``n >= 1``.
+        Number of blocks ``n >= 1`` (default 12).
     inner:
-        Chambolle-Pock steps per block ``p >= 1``.
+        Chambolle-Pock steps per block ``p >= 1`` (default 8; see :class:`~stablerecon.nets.FIRENet`
+        for how ``p`` and ``lam`` interact).
     delta:
         Error floor estimate ``delta >= 0`` (same units as ``||y||``): the rescaling stops
         shrinking at ``eps -> delta / (e - 1)``. ``0`` suits exact, noiseless data; with noise,
