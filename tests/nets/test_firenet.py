@@ -15,11 +15,20 @@ def mri64() -> tuple[sr.operators.SubsampledFourier, torch.Tensor]:
     return op, sr.data.shepp_logan(64).double()
 
 
-def test_worst_case_amplification_is_bounded(mri64) -> None:
-    """Projected gradient ascent on ||Phi(y + e) - Phi(y)|| with ||e|| <= 5% ||y||."""
-    op, x = mri64
-    net = FIRENet(op, restarts=8, inner=5)
-    y = op.A(x)
+@pytest.mark.parametrize(("size", "params", "bound"), [
+    (64, {}, 3.0),
+    (128, {"lam": 1e-2, "inner": 5}, 3.0),
+    # the defaults are more accurate (0.185 against 0.24 relative error here) and pay for it
+    # with a larger worst-case amplification (measured 3.24): the accuracy-stability trade-off
+    (128, {}, 3.5),
+])
+def test_worst_case_amplification_is_bounded(size: int, params: dict, bound: float) -> None:
+    """Projected gradient ascent (12 steps) on ||Phi(y + e) - Phi(y)|| with ||e|| <= 5% ||y||,
+    FIRENET on 2%-noisy Shepp-Logan measurements, 25% Fourier sampling."""
+    op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(size, 0.25, seed=0))
+    x = sr.data.shepp_logan(size).double()
+    net = FIRENet(op, **params)
+    y = sr.operators.noise.add_gaussian(op.A(x), rel=0.02, seed=1)
     with torch.no_grad():
         base = net(y)
     radius = 0.05 * torch.linalg.vector_norm(y)
@@ -28,7 +37,7 @@ def test_worst_case_amplification_is_bounded(mri64) -> None:
                       torch.randn(y.shape, generator=g, dtype=torch.float64))
     e = (e * radius / torch.linalg.vector_norm(e)).requires_grad_(True)
     amplification = 0.0
-    for _ in range(8):
+    for _ in range(12):
         diff = torch.linalg.vector_norm(net(y + e) - base)
         amplification = max(amplification, float(diff.detach() / torch.linalg.vector_norm(e.detach())))
         (grad,) = torch.autograd.grad(diff, e)
@@ -36,7 +45,7 @@ def test_worst_case_amplification_is_bounded(mri64) -> None:
             e = e + 0.5 * radius * grad / torch.linalg.vector_norm(grad)
             e = e * torch.clamp(radius / torch.linalg.vector_norm(e), max=1.0)
         e.requires_grad_(True)
-    assert 0.0 < amplification <= 3.0
+    assert 1.0 < amplification <= bound  # > 1: the ascent found more than the adjoint's gain
 
 
 def test_warm_start_and_batches(mri64) -> None:
