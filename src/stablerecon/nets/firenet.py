@@ -76,6 +76,12 @@ class FIRENet(nn.Module):
     minimiser's error for every ``lam``, ``p`` and ``delta`` tried (the minimiser itself is
     reached by a long plain Chambolle-Pock run).
 
+    Accuracy costs some stability: on 2%-noisy Shepp-Logan at 128 pixels (25% Fourier), the
+    worst-case amplification ``||Phi(y + e) - Phi(y)|| / ||e||`` found by gradient ascent with
+    ``||e|| <= 5% ||y||`` is about 3.2 with the defaults (relative error 0.185) and 1.9 with
+    ``lam = 1e-2, p = 5`` (relative error 0.24, stalled above the floor); the zero-filled
+    adjoint has exactly 1.
+
     Examples
     --------
     >>> import torch, stablerecon as sr
