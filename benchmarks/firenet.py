@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import platform
-import time
 from pathlib import Path
 
 import matplotlib
@@ -45,6 +44,7 @@ from firenet_problems import (  # noqa: E402
     operator,
     plain_curve,
 )
+from operators import paired_times  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import stablerecon as sr  # noqa: E402
@@ -110,18 +110,9 @@ def wall_times(sizes: list[int], repeats: int) -> dict:
             with torch.no_grad():
                 sr.solvers.primal_dual(y, op, wav, lam, max_iter=steps)
 
-        firenet(), baseline()
-        t_fire, t_base = [], []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            firenet()
-            t1 = time.perf_counter()
-            baseline()
-            t2 = time.perf_counter()
-            t_fire.append(t1 - t0)
-            t_base.append(t2 - t1)
-        out[str(size)] = {"layers": net.layers, "firenet_s": min(t_fire), "plain_cp_s": min(t_base),
-                          "ratio": min(t_fire) / min(t_base)}
+        t_fire, t_base = paired_times(firenet, baseline, repeats)
+        out[str(size)] = {"layers": net.layers, "firenet_s": t_fire, "plain_cp_s": t_base,
+                          "ratio": t_fire / t_base}
     return out
 
 
