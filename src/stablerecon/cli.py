@@ -2,11 +2,14 @@
 
 ``stablerecon demo``  reconstruct a shipped image from subsampled Fourier data and report PSNR/SSIM.
 ``stablerecon list``  list the operators, sampling masks and shipped images available.
+``stablerecon train CONFIG.yaml``  train a reconstruction network (checkpoints, resume).
 """
 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -89,6 +92,41 @@ def demo(
         psnr = float(metrics.psnr(x_hat, x, data_range=1.0).mean())
         ssim = float(metrics.ssim(x_hat, x, data_range=1.0).mean())
         typer.echo(f"{name:<24}{psnr:>10.2f}{ssim:>8.3f}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML; see configs/).")],
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<config name>).")] = None,
+    resume: bool = typer.Option(True, help="Continue from the newest checkpoint in the run folder."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+    device: str = typer.Option("cpu", help="Torch device."),
+) -> None:
+    """Train a reconstruction network described by CONFIG (validated before any work).
+
+    Writes config.yaml, checkpoints/, results.json and, at the end, model.json +
+    model.safetensors (the best validation weights) into the run folder; an interrupted run
+    resumes from its newest checkpoint when started again."""
+    from .config import ConfigError, TrainingConfig, load_yaml
+    from .training import CheckpointError
+    from .training import train as run_training
+
+    try:
+        cfg = load_yaml(config, TrainingConfig)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    run_dir = out if out is not None else Path("runs") / cfg.name
+    try:
+        result = run_training(cfg, run_dir, resume=resume, progress=progress, device=device)
+    except (CheckpointError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    best = result.best
+    typer.echo(f"best validation PSNR {best['val_psnr']:.2f} dB, SSIM {best['val_ssim']:.4f} "
+               f"(epoch {best['epoch']} of {len(result.history)}"
+               f"{', stopped early' if result.stopped_early else ''}), {result.seconds / 60:.1f} min")
+    typer.echo(f"model: {result.run_dir / 'model.json'}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,8 +1,13 @@
 """Reconstruction networks obeying ``forward(y, op) -> x_hat``.
 
 - :class:`FIRENet`: restarted primal-dual iterations unrolled into a provably stable network.
+- :class:`UNet`: the U-Net image-to-image network.
+- :class:`PostProcessing`: ``A_dagger(y) + net(A_dagger(y))`` (FBPConvNet).
+- :class:`ItNet`: unrolled U-Net and data-consistency steps.
 """
 
 from .firenet import FIRENet
+from .unet import PostProcessing, UNet, channels_to_complex, complex_to_channels
+from .unrolled import ItNet
 
-__all__ = ["FIRENet"]
+__all__ = ["FIRENet", "UNet", "PostProcessing", "ItNet", "complex_to_channels", "channels_to_complex"]

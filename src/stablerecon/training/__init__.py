@@ -1,0 +1,30 @@
+"""Training reconstruction networks: data on the fly, the loop, checkpoints and resume.
+
+- :func:`train` runs a :class:`~stablerecon.config.TrainingConfig` into a run folder;
+- :func:`load` rebuilds a trained method from a checkpoint (JSON + safetensors);
+- :func:`pretrained` loads the shipped weights of a preset (see :func:`available_pretrained`);
+- :class:`TrainingData` generates the batches (phantoms or image patches, noise, jitter).
+"""
+
+from .checkpoint import Checkpoint, CheckpointError, build_model, load, read_checkpoint, save_checkpoint
+from .data import TrainingData, measure
+from .loop import TrainResult, evaluate, learning_rate, train
+from .pretrained import available_pretrained, pretrained, pretrained_path
+
+__all__ = [
+    "train",
+    "TrainResult",
+    "evaluate",
+    "learning_rate",
+    "load",
+    "read_checkpoint",
+    "save_checkpoint",
+    "build_model",
+    "Checkpoint",
+    "CheckpointError",
+    "TrainingData",
+    "measure",
+    "pretrained",
+    "pretrained_path",
+    "available_pretrained",
+]

@@ -1,0 +1,281 @@
+"""Checkpoints: weights in safetensors, everything needed to rebuild the method in JSON.
+
+A checkpoint ``NAME`` is three files in one folder:
+
+- ``NAME.safetensors``: the network's weights (and batch-norm statistics), nothing else;
+- ``NAME.json``: the format version, the model architecture, the operator spec, the complete
+  training config, the epoch and step, validation metrics, the SHA-256 of the weights file
+  and the name of the optimiser-state file;
+- ``NAME.optim.safetensors`` (training checkpoints only): Adam's state and the torch RNG state,
+  for resuming.
+
+:func:`load` rebuilds the method from the first two alone. The JSON is written last and
+atomically, so it marks a complete checkpoint: a run killed while saving leaves at worst
+unreferenced files, never a JSON pointing at half-written weights. Weights are never
+unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .. import __version__
+from ..config import ConfigError, TrainingConfig, validate
+from ..nets import ItNet, PostProcessing, UNet
+
+__all__ = [
+    "CheckpointError",
+    "Checkpoint",
+    "build_model",
+    "save_checkpoint",
+    "read_checkpoint",
+    "load",
+    "write_atomic",
+    "FORMAT",
+    "VERSION",
+]
+
+FORMAT = "stablerecon-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded (missing, corrupt or not matching its description)."""
+
+
+def build_model(config: TrainingConfig, op: nn.Module | None = None) -> nn.Module:
+    """The untrained network a training config describes, with ``op`` as its default operator.
+
+    Image channels are 1 (grayscale); with ``complex_input`` the network sees the real and
+    imaginary parts of the complex iterate as 2 channels.
+    """
+    m = config.model
+    channels = 2 if m.complex_input else 1
+    if m.kind == "postprocessing":
+        net = UNet(channels, 1, depth=m.unet.depth, width=m.unet.width, batch_norm=m.unet.batch_norm)
+        return PostProcessing(net, op)
+    net = UNet(channels, channels, depth=m.unet.depth, width=m.unet.width, batch_norm=m.unet.batch_norm)
+    return ItNet(net, iterations=m.iterations, shared=m.shared, eta=m.eta, learn_eta=m.learn_eta, op=op)
+
+
+def network_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's learned state (parameters and buffers), without its operator's buffers."""
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("op.")}
+
+
+def write_atomic(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"state.{idx}.{key}"] = t.detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    return tensors, sd["param_groups"]
+
+
+def save_checkpoint(folder: Path, name: str, model: nn.Module, config: TrainingConfig,
+                    info: dict[str, Any], optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write checkpoint ``name`` (weights, optional optimiser state, then the JSON) into
+    ``folder``; return the JSON's path. ``info`` (epoch, step, metrics, ...) goes into the JSON."""
+    folder = Path(folder)
+    weights = folder / f"{name}.safetensors"
+    state = {k: v.cpu() for k, v in network_state(model).items()}
+    write_atomic(weights, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "stablerecon_version": __version__,
+        "weights": weights.name,
+        "weights_sha256": _sha256(weights),
+        "architecture": config.model.model_dump(),
+        "operator": config.operator.model_dump(),
+        "training": config.model_dump(),
+        "optimizer": None,
+        **info,
+    }
+    if optimizer is not None:
+        tensors, groups = _optimizer_tensors(optimizer)
+        opt_path = folder / f"{name}.optim.safetensors"
+        write_atomic(opt_path, lambda p: save_file(tensors, str(p)))
+        meta["optimizer"] = opt_path.name
+        meta["optimizer_sha256"] = _sha256(opt_path)
+        meta["optimizer_param_groups"] = groups
+    path = folder / f"{name}.json"
+    write_atomic(path, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    return path
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read back: its JSON ``meta``, validated ``config`` and file paths."""
+
+    path: Path
+    meta: dict[str, Any]
+    config: TrainingConfig
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path.parent / self.meta["weights"]
+
+    @property
+    def optimizer_path(self) -> Path | None:
+        name = self.meta.get("optimizer")
+        return None if name is None else self.path.parent / name
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The weights, after checking the file against the SHA-256 in the JSON."""
+        return _read_tensors(self.weights_path, self.meta.get("weights_sha256"), "weights")
+
+    def build(self, op: nn.Module | None = None) -> nn.Module:
+        """The method with these weights (in eval mode), its operator built from the spec
+        unless ``op`` is given."""
+        op = op if op is not None else self.config.operator.build()
+        model = build_model(self.config, op)
+        state = self.weights()
+        expected = network_state(model)
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {str(self.weights_path)!r} does not match its architecture "
+                f"{self.meta['architecture']}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        for key, value in state.items():
+            if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
+                raise CheckpointError(
+                    f"checkpoint {str(self.weights_path)!r}: tensor {key!r} has shape {tuple(value.shape)} "
+                    f"and dtype {value.dtype}, the architecture needs {tuple(expected[key].shape)} "
+                    f"and {expected[key].dtype}"
+                )
+        model.load_state_dict(state, strict=False)
+        return model.eval()
+
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Load Adam's state and the torch RNG state saved with this checkpoint."""
+        path = self.optimizer_path
+        if path is None:
+            raise CheckpointError(f"checkpoint {str(self.path)!r} has no optimiser state (not resumable)")
+        tensors = _read_tensors(path, self.meta.get("optimizer_sha256"), "optimiser state")
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("state."):
+                _, idx, name = key.split(".", 2)
+                state.setdefault(int(idx), {})[name] = value
+        try:
+            optimizer.load_state_dict({"state": state, "param_groups": self.meta["optimizer_param_groups"]})
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise CheckpointError(f"optimiser state {str(path)!r} does not fit the model: {err}") from None
+        if "rng.torch" not in tensors:
+            raise CheckpointError(f"optimiser state {str(path)!r} lacks the RNG state 'rng.torch'")
+        torch.set_rng_state(tensors["rng.torch"])
+
+
+def _read_tensors(path: Path, sha256: str | None, what: str) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{what} file {str(path)!r} is missing")
+    if sha256 is not None and _sha256(path) != sha256:
+        raise CheckpointError(f"{what} file {str(path)!r} is corrupt or was modified: "
+                              f"its SHA-256 does not match the checkpoint JSON")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{what} file {str(path)!r} is not a valid safetensors file: {err}") from None
+
+
+def _resolve(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "model.json", path / f"{path.name}.json"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"folder {str(path)!r} holds no model.json (is it a finished training run?)")
+    if path.suffix == ".safetensors":
+        stem = path.name.removesuffix(".safetensors")
+        path = path.with_name(f"{stem}.json")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint's JSON (``path``: the JSON, its weights file, or a run
+    folder holding ``model.json``)."""
+    path = _resolve(path)
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a stablerecon checkpoint (no format {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {str(path)!r} has format version {meta.get('version')!r}; "
+                              f"this stablerecon reads version {VERSION}")
+    for key in ("weights", "architecture", "operator", "training"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks the field {key!r}")
+    try:
+        config = validate(TrainingConfig, meta["training"], source=f"training config in {str(path)!r}")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
+    if config.model.model_dump() != meta["architecture"] or config.operator.model_dump() != meta["operator"]:
+        raise CheckpointError(f"checkpoint {str(path)!r}: 'architecture'/'operator' disagree with "
+                              f"the training config it records")
+    return Checkpoint(path, meta, config)
+
+
+def load(path: str | Path, op: nn.Module | None = None) -> nn.Module:
+    """Rebuild a trained method from a checkpoint (its JSON and weights file alone).
+
+    Parameters
+    ----------
+    path:
+        A checkpoint JSON, its ``.safetensors`` weights file, or a finished run folder (its
+        ``model.json``, the best weights).
+    op:
+        Operator to attach instead of the one built from the recorded spec.
+
+    Returns
+    -------
+    nn.Module
+        The method in eval mode, callable as ``method(y, op) -> x_hat`` (``op`` optional).
+
+    Raises
+    ------
+    CheckpointError
+        Missing files, invalid JSON, a weights file that is corrupt, modified, or does not
+        match the recorded architecture.
+    """
+    return read_checkpoint(path).build(op)

@@ -1,0 +1,264 @@
+"""The training loop: Adam, schedules, clipping, validation, early stopping, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import ConfigError, TrainingConfig, load_yaml, validate
+from ..metrics import psnr, ssim
+from .checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint, write_atomic
+from .data import TrainingData
+
+__all__ = ["train", "TrainResult", "learning_rate", "evaluate", "RESULTS_SCHEMA"]
+
+RESULTS_SCHEMA = 1
+
+
+def learning_rate(config: TrainingConfig, step: int) -> float:
+    """Learning rate at global step ``step`` (0-based) under the config's schedule."""
+    t = config.train
+    total = t.epochs * t.steps_per_epoch
+    if t.schedule == "constant":
+        return t.lr
+    if t.schedule == "step":
+        return t.lr * t.gamma ** ((step // t.steps_per_epoch) // t.step_size)
+    floor = t.lr * t.min_lr_ratio
+    return floor + 0.5 * (t.lr - floor) * (1.0 + math.cos(math.pi * step / max(1, total)))
+
+
+@torch.no_grad()
+def evaluate(method: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
+    """Mean PSNR and SSIM (data range 1) of ``method`` on images ``x`` from measurements ``y``."""
+    was_training = method.training
+    method.eval()
+    values: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": []}
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            x_hat = method(y[sl])
+            values["psnr"].append(psnr(x_hat, x[sl], data_range=1.0))
+            values["ssim"].append(ssim(x_hat, x[sl], data_range=1.0))
+    finally:
+        method.train(was_training)
+    return {k: float(torch.cat(v).mean()) for k, v in values.items()}
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the best method, its metrics and where the files are."""
+
+    model: nn.Module
+    run_dir: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    completed: bool
+    stopped_early: bool
+    seconds: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _checkpoint_name(global_step: int) -> str:
+    return f"step-{global_step:08d}"
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    candidates = sorted(folder.glob("step-*.json"))
+    return candidates[-1] if candidates else None
+
+
+def _prune(folder: Path, keep: int, protect: set[str]) -> None:
+    names = sorted(p.name.removesuffix(".json") for p in folder.glob("step-*.json"))
+    for name in names[:-keep] if keep else names:
+        if name in protect:
+            continue
+        (folder / f"{name}.json").unlink(missing_ok=True)
+        for suffix in (".safetensors", ".optim.safetensors"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    # files of checkpoints whose JSON never got written (killed while saving)
+    for orphan in folder.glob("step-*.safetensors"):
+        stem = orphan.name.removesuffix(".safetensors").removesuffix(".optim")
+        if not (folder / f"{stem}.json").exists():
+            orphan.unlink(missing_ok=True)
+
+
+def _config_of(config: TrainingConfig | dict | str | Path) -> TrainingConfig:
+    if isinstance(config, TrainingConfig):
+        return config
+    if isinstance(config, dict):
+        return validate(TrainingConfig, config)
+    if isinstance(config, (str, Path)):
+        return load_yaml(config, TrainingConfig)
+    raise TypeError(f"argument 'config' must be a TrainingConfig, a mapping or a YAML path, "
+                    f"got {type(config).__name__}")
+
+
+def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, resume: bool = True,
+          progress: bool = True, device: str | torch.device = "cpu") -> TrainResult:
+    """Train the network a config describes, checkpointing into ``run_dir``.
+
+    Each step draws a fresh batch (a pure function of the seed and the step, see
+    :class:`~stablerecon.training.TrainingData`), takes an Adam step on the mean squared error
+    with the scheduled learning rate and gradient clipping. Each epoch ends with validation
+    PSNR/SSIM, a checkpoint and an early-stopping check; ``checkpoint_every`` adds checkpoints
+    inside epochs. With ``resume`` (default) a run folder that holds checkpoints continues from
+    the newest one, and on CPU ends with the same weights, bit for bit, as a run that was
+    never interrupted.
+
+    Files written into ``run_dir``: ``config.yaml``, ``checkpoints/step-*.{json,safetensors,
+    optim.safetensors}``, ``results.json`` (history, best epoch, wall time; rewritten atomically
+    each epoch) and, when the run ends, ``model.json`` + ``model.safetensors`` (the weights of
+    the best validation PSNR), which :func:`~stablerecon.training.load` reads.
+
+    Parameters
+    ----------
+    config:
+        A :class:`~stablerecon.config.TrainingConfig`, a mapping, or the path of a YAML file;
+        validated before any work.
+    run_dir:
+        Output folder (created). A folder holding a run with a different config is refused.
+    resume:
+        Continue from the newest checkpoint in ``run_dir`` (default); ``False`` refuses a
+        folder that already holds checkpoints.
+    progress:
+        Show a tqdm bar with loss, batch PSNR and the last validation PSNR.
+    device:
+        Torch device to train on.
+    """
+    cfg = _config_of(config)
+    run = Path(run_dir)
+    ckdir = run / "checkpoints"
+    cfg_path = run / "config.yaml"
+    cfg_yaml = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
+    latest = _latest_checkpoint(ckdir) if ckdir.is_dir() else None
+    if latest is not None and not resume:
+        raise ValueError(f"run_dir {str(run)!r} already holds checkpoints; pass resume=True to continue "
+                         f"or choose another folder")
+    if cfg_path.is_file():
+        try:
+            previous = validate(TrainingConfig, yaml.safe_load(cfg_path.read_text()))
+        except ConfigError:
+            previous = None
+        if previous != cfg:
+            raise ValueError(f"run_dir {str(run)!r} holds a run with a different config ({cfg_path}); "
+                             f"choose another folder")
+    run.mkdir(parents=True, exist_ok=True)
+    write_atomic(cfg_path, lambda p: p.write_text(cfg_yaml))
+
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    op = cfg.operator.build()
+    model = build_model(cfg, op).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    data = TrainingData(cfg.data, op, seed=cfg.seed)
+    x_val, y_val = data.validation()
+    x_val, y_val = x_val.to(device), y_val.to(device)
+
+    t = cfg.train
+    epoch, step_in_epoch, seconds = 0, 0, 0.0
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"val_psnr": -math.inf, "epoch": None, "checkpoint": None}
+    since_best = 0
+    losses: list[float] = []  # training losses of the current epoch so far
+    if latest is not None:
+        ck = read_checkpoint(latest)
+        if ck.config != cfg:
+            raise CheckpointError(f"checkpoint {str(latest)!r} was written by a different config")
+        state = ck.weights()
+        model.load_state_dict({**model.state_dict(), **{k: v.to(device) for k, v in state.items()}})
+        ck.restore_optimizer(optimizer)
+        epoch, step_in_epoch = ck.meta["epoch"], ck.meta["step_in_epoch"]
+        seconds = ck.meta["seconds"]
+        history, best, since_best = ck.meta["history"], ck.meta["best"], ck.meta["since_best"]
+        losses = ck.meta["epoch_losses"]
+
+    def info(**extra: Any) -> dict[str, Any]:
+        return {"epoch": epoch, "step_in_epoch": step_in_epoch,
+                "global_step": epoch * t.steps_per_epoch + step_in_epoch, "seconds": seconds,
+                "history": history, "best": best, "since_best": since_best, "epoch_losses": losses, **extra}
+
+    def write_results(completed: bool, stopped_early: bool) -> None:
+        doc = {"schema": RESULTS_SCHEMA, "name": cfg.name, "completed": completed,
+               "stopped_early": stopped_early, "epochs_run": len(history), "train_seconds": seconds,
+               "best": best, "history": history}
+        write_atomic(run / "results.json", lambda p: p.write_text(json.dumps(doc, indent=1)))
+
+    total = t.epochs * t.steps_per_epoch
+    stopped_early = bool(history) and t.patience is not None and since_best >= t.patience
+    bar = tqdm(total=total, initial=epoch * t.steps_per_epoch + step_in_epoch, disable=not progress,
+               desc=f"train {cfg.name}", unit="step", dynamic_ncols=True)
+    last_val = history[-1]["val_psnr"] if history else float("nan")
+    model.train()
+    try:
+        while epoch < t.epochs and not stopped_early:
+            started = time.perf_counter()
+            while step_in_epoch < t.steps_per_epoch:
+                g = epoch * t.steps_per_epoch + step_in_epoch
+                lr = learning_rate(cfg, g)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x, y = data.batch(g, t.batch_size)
+                x, y = x.to(device), y.to(device)
+                loss = torch.mean((model(y) - x) ** 2)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss is {float(loss)} at step {g}; lower train.lr "
+                                             f"or set train.grad_clip")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if t.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                step_in_epoch += 1
+                seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                bar.update(1)
+                batch_psnr = -10 * math.log10(max(losses[-1], 1e-12))
+                bar.set_postfix(loss=f"{losses[-1]:.2e}", psnr=f"{batch_psnr:.1f}", val=f"{last_val:.2f}")
+                if (t.checkpoint_every and step_in_epoch % t.checkpoint_every == 0
+                        and step_in_epoch < t.steps_per_epoch):
+                    save_checkpoint(ckdir, _checkpoint_name(g + 1), model, cfg, info(), optimizer)
+                    _prune(ckdir, t.keep, {best["checkpoint"] or ""})
+            metrics = evaluate(model, x_val, y_val, batch_size=t.batch_size)
+            last_val = metrics["psnr"]
+            epoch, step_in_epoch = epoch + 1, 0
+            seconds += time.perf_counter() - started
+            epoch_loss, losses = sum(losses) / max(1, len(losses)), []
+            name = _checkpoint_name(epoch * t.steps_per_epoch)
+            history.append({"epoch": epoch, "train_loss": epoch_loss, "lr": lr,
+                            "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "seconds": seconds})
+            if metrics["psnr"] > best["val_psnr"] + t.min_delta:
+                best = {"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "epoch": epoch,
+                        "checkpoint": name}
+                since_best = 0
+            else:
+                since_best += 1
+            stopped_early = t.patience is not None and since_best >= t.patience
+            save_checkpoint(ckdir, name, model, cfg, info(metrics=metrics), optimizer)
+            _prune(ckdir, t.keep, {best["checkpoint"]})
+            write_results(completed=False, stopped_early=stopped_early)
+    finally:
+        bar.close()
+
+    # The deliverable: the best weights as model.safetensors + model.json (no optimiser state).
+    name = best["checkpoint"]
+    src = ckdir / f"{name}.safetensors"
+    write_atomic(run / "model.safetensors", lambda p: shutil.copyfile(src, p))
+    meta = json.loads((ckdir / f"{name}.json").read_text())
+    meta.update(weights="model.safetensors", optimizer=None)
+    for key in ("optimizer_sha256", "optimizer_param_groups"):
+        meta.pop(key, None)
+    write_atomic(run / "model.json", lambda p: p.write_text(json.dumps(meta, indent=1)))
+    write_results(completed=True, stopped_early=stopped_early)
+    final = read_checkpoint(run / "model.json").build(op).to(device)
+    return TrainResult(final, run, history, best, True, stopped_early, seconds)
