@@ -72,3 +72,43 @@ def test_examples_run(path: Path, capsys: pytest.CaptureFixture[str], tmp_path: 
         assert scores["FIRENET"] > scores["plain CP"] + 3.0
         figure = plt.imread(tmp_path / "firenet_mri.png")
         assert figure.ndim == 3 and figure.shape[1] > 2 * figure.shape[0]
+
+
+TINY_CONFIG = """\
+name: tiny
+operator: {kind: fourier, size: 32, rate: 0.25}
+model: {kind: itnet, iterations: 2, unet: {depth: 2, width: 4}}
+data: {n_val: 4}
+train: {epochs: 2, steps_per_epoch: 3, batch_size: 2}
+"""
+
+
+def test_train_command_trains_and_the_model_loads(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_CONFIG)
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    reported = float(re.search(r"best validation PSNR ([\d.]+) dB", result.output).group(1))
+    method = sr.training.load(tmp_path / "run")
+    cfg_model = sr.config.load_yaml(cfg, sr.config.TrainingConfig)
+    data = sr.training.TrainingData(cfg_model.data, method.op, seed=cfg_model.seed)
+    x, y = data.validation()
+    assert reported == pytest.approx(sr.training.evaluate(method, x, y)["psnr"], abs=0.01)
+    assert str(tmp_path / "run" / "model.json") in result.output
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    ("train: {epochs: 2, steps_per_epoch: 3, batch_size: 2, lrr: 1}", "train.lrr"),
+    ("train: {epochs: 2, steps_per_epoch: 3, batch_size: 2, lr: -0.1}", "train.lr"),
+    ("operator: {kind: fourier, size: 34, rate: 0.25}", "model.unet.depth"),
+    ("operator: {kind: fourier, size: 32, rate: -0.25}", "operator.rate"),
+])
+def test_train_command_rejects_bad_configs_before_any_work(tmp_path: Path, edit: str, field: str) -> None:
+    key = edit.split(":")[0]
+    text = "\n".join(edit if line.startswith(f"{key}:") else line for line in TINY_CONFIG.splitlines())
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    result = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 2
+    assert field in result.output
+    assert not (tmp_path / "run").exists()

@@ -18,11 +18,21 @@ Training (``stablerecon train CONFIG.yaml``)::
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ConfigError",
@@ -89,7 +99,11 @@ class OperatorSpec(StrictModel):
 
         if self.kind == "radon":
             return operators.Radon(self.size, angles=self.angles)
-        mask = operators.masks.MASKS[self.mask](self.size, self.rate, seed=self.seed)
+        generator = operators.masks.MASKS[self.mask]
+        kwargs: dict[str, Any] = {}
+        if self.kind == "hadamard" and "origin" in inspect.signature(generator).parameters:
+            kwargs["origin"] = "corner"  # low sequencies sit at the corner
+        mask = generator(self.size, self.rate, seed=self.seed, **kwargs)
         if self.kind == "fourier":
             return operators.SubsampledFourier(mask)
         return operators.SubsampledWalshHadamard(mask)
@@ -124,7 +138,16 @@ class ItNetConfig(StrictModel):
     complex_input: bool = True
 
 
-ModelConfig = Annotated[PostProcessingConfig | ItNetConfig, Field(discriminator="kind")]
+def _model_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "postprocessing")
+    return getattr(value, "kind", "postprocessing")
+
+
+ModelConfig = Annotated[
+    Annotated[PostProcessingConfig, Tag("postprocessing")] | Annotated[ItNetConfig, Tag("itnet")],
+    Discriminator(_model_kind),
+]
 
 
 class DataConfig(StrictModel):
@@ -215,7 +238,11 @@ M = TypeVar("M", bound=BaseModel)
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(config)"
+        # drop the union tag pydantic inserts after 'model' (model.itnet.unet.width -> model.unet.width)
+        parts = [str(p) for p in e["loc"]]
+        if len(parts) > 1 and parts[0] == "model" and parts[1] in ("postprocessing", "itnet"):
+            del parts[1]
+        loc = ".".join(parts) or "(config)"
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
@@ -238,7 +265,9 @@ def load_yaml(path: str | Path, model: type[M]) -> M:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, OSError) as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read as UTF-8 text: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
     return validate(model, data, source=f"config {str(path)!r}")

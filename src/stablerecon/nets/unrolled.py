@@ -81,7 +81,7 @@ class ItNet(nn.Module):
         self.real_output = bool(real_output)
         count = 1 if shared else iterations
         self.nets = nn.ModuleList([net] + [copy.deepcopy(net) for _ in range(count - 1)])
-        log_eta = torch.tensor(math.log(eta))
+        log_eta = torch.tensor(math.log(eta), dtype=torch.float64).float()
         if learn_eta:
             self.log_eta = nn.Parameter(log_eta)
         else:
@@ -91,7 +91,7 @@ class ItNet(nn.Module):
     @property
     def eta(self) -> float:
         """Current data-consistency step size."""
-        return float(self.log_eta.exp())
+        return float(self.log_eta.detach().exp())
 
     def forward(self, y: torch.Tensor, op: LinearOperator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""

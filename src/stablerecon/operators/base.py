@@ -241,7 +241,19 @@ class LinearOperator(nn.Module):
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         self._cast_cache = {}  # buffers moved or changed: drop stale copies
-        return super()._apply(fn, recurse)
+        # ``Module.to(torch.float64)`` would cast complex buffers (e.g. Fourier phases) to a
+        # real dtype and drop their imaginary parts: keep every buffer's own dtype and let
+        # only the device change. Operators cast their constants per call (``_buffer_as``).
+        complex_buffers = {name: b for name, b in self._buffers.items() if b is not None and b.is_complex()}
+        for name in complex_buffers:
+            self._buffers[name] = None
+        try:
+            out = super()._apply(fn, recurse)
+        finally:
+            device = fn(torch.empty(0)).device
+            for name, buf in complex_buffers.items():
+                self._buffers[name] = buf.to(device)
+        return out
 
     # ------------------------------------------------------------------ to implement
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
