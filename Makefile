@@ -37,6 +37,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/operators.py
 	$(PY) benchmarks/firenet.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/trained_accuracy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -30,3 +30,19 @@ def test_parameter_study_writes_json_and_resumes(tmp_path: Path) -> None:
     subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     again = json.loads((tmp_path / "firenet_parameters.json").read_text())
     assert again["marker"] == 1 and again["cases"] == cases
+
+
+def test_training_benchmark_compares_step_and_forward(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(BENCH / "training.py"), "--repeats", "2", "--batch", "2", "--out", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
+    payload = json.loads((tmp_path / "training.json").read_text())
+    rows = payload["rows"]
+    assert {"unet_fourier128", "itnet_fourier128"} <= set(rows)
+    for name, row in rows.items():
+        assert name in out
+        # a training step is a forward pass plus a backward pass (about twice as costly) and an update
+        assert row["ratio_step_over_forward"] > 1.5
+        assert row["train_samples_per_second"] == pytest.approx(2 / row["step_seconds"])
+        assert row["schedule_minutes_at_this_rate"] == pytest.approx(
+            row["schedule_steps"] * row["step_seconds"] / 60)
+    assert not list(tmp_path.glob("*.tmp"))

@@ -50,7 +50,8 @@ def test_demo_rejects_bad_options() -> None:
 def test_list_names_every_operator_mask_and_image() -> None:
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
-    for name in [*sr.operators.OPERATORS, *sr.operators.masks.MASKS, *sr.data.available_images()]:
+    for name in [*sr.operators.OPERATORS, *sr.operators.masks.MASKS, *sr.data.available_images(),
+                 *sr.training.available_pretrained()]:
         assert name in result.output
 
 
@@ -72,6 +73,13 @@ def test_examples_run(path: Path, capsys: pytest.CaptureFixture[str], tmp_path: 
         assert scores["FIRENET"] > scores["plain CP"] + 3.0
         figure = plt.imread(tmp_path / "firenet_mri.png")
         assert figure.ndim == 3 and figure.shape[1] > 2 * figure.shape[0]
+    if path.name == "trained_mri.py":
+        rows = re.finditer(r"^(.+?)\s+PSNR ([\d.]+) dB", out, re.M)
+        scores = {m.group(1).strip(): float(m.group(2)) for m in rows}
+        # the shipped networks are accurate in distribution (the benchmark measures 50 phantoms)
+        assert scores["U-Net post-processing"] > scores["zero-filled"] + 3.0
+        assert scores["ItNet"] > scores["zero-filled"] + 3.0
+        assert plt.imread(tmp_path / "trained_mri.png").ndim == 3
 
 
 TINY_CONFIG = """\

@@ -49,6 +49,16 @@ def list_components() -> None:
     for method in SparseReconstructor.METHODS:
         label = SparseReconstructor(method).name
         typer.echo(f"  {method:<12} {'SparseReconstructor':<24} {label}")
+    from .training import available_pretrained, read_checkpoint
+    from .training.pretrained import pretrained_path
+
+    typer.echo("trained methods (stablerecon.training.pretrained(name)):")
+    for name in available_pretrained():
+        ck = read_checkpoint(pretrained_path(name))
+        op = ck.config.operator
+        kind = {"postprocessing": "PostProcessing", "itnet": "ItNet"}[ck.config.model.kind]
+        typer.echo(f"  {name:<20} {kind:<16} {op.kind} {op.mask} rate {op.rate} at {op.size}px, "
+                   f"trained on {ck.config.data.source}")
 
 
 @app.command()
