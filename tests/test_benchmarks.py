@@ -33,7 +33,8 @@ def test_parameter_study_writes_json_and_resumes(tmp_path: Path) -> None:
 
 
 def test_training_benchmark_compares_step_and_forward(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(BENCH / "training.py"), "--repeats", "2", "--batch", "2", "--out", str(tmp_path)]
+    cmd = [sys.executable, str(BENCH / "training.py"), "--repeats", "2", "--batch", "2",
+           "--out", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
     payload = json.loads((tmp_path / "training.json").read_text())
     rows = payload["rows"]
