@@ -6,7 +6,11 @@ Submodules are imported on first use (``import stablerecon as sr; sr.operators..
   Gaussian compressed sensing, blur, inpainting, downsampling) and noise models;
 - :mod:`stablerecon.sparsity` wavelets and finite differences as operators, proximal maps;
 - :mod:`stablerecon.metrics` PSNR, SSIM, NMSE, relative error;
-- :mod:`stablerecon.data` shipped images, phantoms, detail insertion, corruptions.
+- :mod:`stablerecon.data` shipped images, phantoms, detail insertion, corruptions;
+- :mod:`stablerecon.solvers` FISTA, Chambolle-Pock (square-root LASSO, TV), the FIRENET restarts;
+- :mod:`stablerecon.nets` FIRENET, U-Net, post-processing and unrolled (ItNet) networks;
+- :mod:`stablerecon.config` validated configs; :mod:`stablerecon.training` training, checkpoints,
+  shipped weights (``training.pretrained(name)``).
 """
 
 from __future__ import annotations

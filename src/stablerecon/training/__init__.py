@@ -6,7 +6,15 @@
 - :class:`TrainingData` generates the batches (phantoms or image patches, noise, jitter).
 """
 
-from .checkpoint import Checkpoint, CheckpointError, build_model, load, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    build_model,
+    export,
+    load,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .data import TrainingData, measure
 from .loop import TrainResult, evaluate, learning_rate, train
 from .pretrained import available_pretrained, pretrained, pretrained_path
@@ -20,6 +28,7 @@ __all__ = [
     "read_checkpoint",
     "save_checkpoint",
     "build_model",
+    "export",
     "Checkpoint",
     "CheckpointError",
     "TrainingData",

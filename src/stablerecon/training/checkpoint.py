@@ -42,11 +42,14 @@ __all__ = [
     "read_checkpoint",
     "load",
     "write_atomic",
+    "export",
     "FORMAT",
     "VERSION",
 ]
 
 FORMAT = "stablerecon-checkpoint"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 VERSION = 1
 
 
@@ -81,6 +84,7 @@ def write_atomic(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -279,3 +283,27 @@ def load(path: str | Path, op: nn.Module | None = None) -> nn.Module:
         match the recorded architecture.
     """
     return read_checkpoint(path).build(op)
+
+
+def export(path: str | Path, folder: str | Path, name: str) -> Path:
+    """Copy a checkpoint (e.g. a finished run's ``model.json``) into ``folder`` as
+    ``name.json`` + ``name.safetensors`` + ``name.yaml`` (its training config), without
+    optimiser state: how the shipped weights in ``stablerecon/weights`` are made. Returns the
+    new JSON's path."""
+    import shutil
+
+    import yaml
+
+    ck = read_checkpoint(path)
+    ck.weights()  # verifies the checksum before anything is written
+    folder = Path(folder)
+    weights = folder / f"{name}.safetensors"
+    write_atomic(weights, lambda p: shutil.copyfile(ck.weights_path, p))
+    cfg_text = yaml.safe_dump(ck.config.model_dump(), sort_keys=False)
+    write_atomic(folder / f"{name}.yaml", lambda p: p.write_text(cfg_text))
+    meta = {**ck.meta, "weights": weights.name, "optimizer": None}
+    for key in ("optimizer_sha256", "optimizer_param_groups"):
+        meta.pop(key, None)
+    out = folder / f"{name}.json"
+    write_atomic(out, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    return out

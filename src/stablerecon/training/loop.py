@@ -167,7 +167,7 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
     t = cfg.train
     epoch, step_in_epoch, seconds = 0, 0, 0.0
     history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"val_psnr": -math.inf, "epoch": None, "checkpoint": None}
+    best: dict[str, Any] = {"val_psnr": None, "val_ssim": None, "epoch": None, "checkpoint": None}
     since_best = 0
     losses: list[float] = []  # training losses of the current epoch so far
     if latest is not None:
@@ -237,7 +237,7 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
             name = _checkpoint_name(epoch * t.steps_per_epoch)
             history.append({"epoch": epoch, "train_loss": epoch_loss, "lr": lr,
                             "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "seconds": seconds})
-            if metrics["psnr"] > best["val_psnr"] + t.min_delta:
+            if best["val_psnr"] is None or metrics["psnr"] > best["val_psnr"] + t.min_delta:
                 best = {"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "epoch": epoch,
                         "checkpoint": name}
                 since_best = 0
