@@ -39,13 +39,13 @@ for name, x_hat in results.items():
     print(f"{name:<24} PSNR {psnr:.2f} dB  SSIM {ssim:.3f}  (mean of {x.shape[0]} phantoms)")
 
 fig, axes = plt.subplots(2, 5, figsize=(15, 6.2))
-axes[0, 0].imshow(x[0, 0], cmap="gray", vmin=0, vmax=1)
+axes[0, 0].imshow(x[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
 axes[0, 0].set_title("ground truth", fontsize=10)
 axes[1, 0].axis("off")
 for col, (name, x_hat) in enumerate(results.items(), start=1):
-    axes[0, col].imshow(x_hat[0, 0], cmap="gray", vmin=0, vmax=1)
+    axes[0, col].imshow(x_hat[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0, col].set_title(name, fontsize=10)
-    axes[1, col].imshow((x_hat - x)[0, 0].abs(), cmap="magma", vmin=0, vmax=0.2)
+    axes[1, col].imshow((x_hat - x)[0, 0].abs().numpy(), cmap="magma", vmin=0, vmax=0.2)
     axes[1, col].set_title("|error| (0 to 0.2)", fontsize=9)
 for ax in axes.flat:
     ax.set_xticks([])

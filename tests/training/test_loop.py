@@ -182,3 +182,4 @@ def test_jitter_trades_clean_accuracy(tmp_path: Path) -> None:
         cfg["model"]["unet"] = {"depth": 2, "width": 8}
         scores[jitter] = train(cfg, tmp_path / f"jitter-{jitter}", progress=False).best["val_psnr"]
     assert scores[0.0] >= scores[0.3] + 0.5, scores
+    assert scores[0.05] >= scores[0.3], scores

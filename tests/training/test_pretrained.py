@@ -71,7 +71,7 @@ def test_unet_beats_zero_filling_and_tuned_fista_on_held_out_phantoms(tmp_path: 
     shipped U-Net post-processing beats zero-filling by >= 3 dB and l1-wavelet FISTA with lam
     (and wavelet) tuned on validation phantoms by >= 1 dB."""
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "trained_accuracy.py"), "--test", "50",
-                    "--tune", "8", "--out", str(tmp_path)], check=True, capture_output=True, text=True,
+                    "--tune", "16", "--out", str(tmp_path)], check=True, capture_output=True, text=True,
                    timeout=900)
     result = json.loads((tmp_path / "trained_accuracy.json").read_text())
     rows, fista = result["rows"], result["fista_label"]
