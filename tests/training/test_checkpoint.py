@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,11 @@ CONFIG: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest (and unaffected by other jobs) on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def result(_one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+def result(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """One tiny run, trained once for the whole module."""
     return train(CONFIG, tmp_path_factory.mktemp("ck") / "run", progress=False)
 
