@@ -285,11 +285,11 @@ def load(path: str | Path, op: nn.Module | None = None) -> nn.Module:
     return read_checkpoint(path).build(op)
 
 
-def export(path: str | Path, folder: str | Path, name: str) -> Path:
+def export(path: str | Path, folder: str | Path, name: str, config_file: bool = True) -> Path:
     """Copy a checkpoint (e.g. a finished run's ``model.json``) into ``folder`` as
-    ``name.json`` + ``name.safetensors`` + ``name.yaml`` (its training config), without
-    optimiser state: how the shipped weights in ``stablerecon/weights`` are made. Returns the
-    new JSON's path."""
+    ``name.json`` + ``name.safetensors`` (+ ``name.yaml``, its training config, if
+    ``config_file``), without optimiser state: how a run's ``model.*`` and the shipped weights
+    in ``stablerecon/weights`` are made. Returns the new JSON's path."""
     import shutil
 
     import yaml
@@ -299,8 +299,9 @@ def export(path: str | Path, folder: str | Path, name: str) -> Path:
     folder = Path(folder)
     weights = folder / f"{name}.safetensors"
     write_atomic(weights, lambda p: shutil.copyfile(ck.weights_path, p))
-    cfg_text = yaml.safe_dump(ck.config.model_dump(), sort_keys=False)
-    write_atomic(folder / f"{name}.yaml", lambda p: p.write_text(cfg_text))
+    if config_file:
+        cfg_text = yaml.safe_dump(ck.config.model_dump(), sort_keys=False)
+        write_atomic(folder / f"{name}.yaml", lambda p: p.write_text(cfg_text))
     meta = {**ck.meta, "weights": weights.name, "optimizer": None}
     for key in ("optimizer_sha256", "optimizer_param_groups"):
         meta.pop(key, None)

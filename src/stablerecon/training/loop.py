@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError, TrainingConfig, load_yaml, validate
 from ..metrics import psnr, ssim
-from .checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint, write_atomic
+from .checkpoint import CheckpointError, build_model, export, read_checkpoint, save_checkpoint, write_atomic
 from .data import TrainingData
 
 __all__ = ["train", "TrainResult", "learning_rate", "evaluate", "RESULTS_SCHEMA"]
@@ -251,14 +250,7 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
         bar.close()
 
     # The deliverable: the best weights as model.safetensors + model.json (no optimiser state).
-    name = best["checkpoint"]
-    src = ckdir / f"{name}.safetensors"
-    write_atomic(run / "model.safetensors", lambda p: shutil.copyfile(src, p))
-    meta = json.loads((ckdir / f"{name}.json").read_text())
-    meta.update(weights="model.safetensors", optimizer=None)
-    for key in ("optimizer_sha256", "optimizer_param_groups"):
-        meta.pop(key, None)
-    write_atomic(run / "model.json", lambda p: p.write_text(json.dumps(meta, indent=1)))
+    export(ckdir / f"{best['checkpoint']}.json", run, "model", config_file=False)
     write_results(completed=True, stopped_early=stopped_early)
     final = read_checkpoint(run / "model.json").build(op).to(device)
     return TrainResult(final, run, history, best, True, stopped_early, seconds)
