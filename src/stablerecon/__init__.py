@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "config", "training")
+_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "config", "training", "audit")
 
 __all__ = ["__version__", *_SUBMODULES]
 

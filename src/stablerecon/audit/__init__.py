@@ -1,0 +1,37 @@
+"""The stability audit: how accurate and how stable is a reconstruction method?
+
+Each test is a function of a method ``method(y, op) -> x_hat``, measurements or images, and
+the operator, returning a dataclass; they use nothing but that contract, so any callable and
+any operator with ``A`` / ``A_adjoint`` can be audited.
+
+- :func:`accuracy`: PSNR, SSIM, NMSE on clean and noisy measurements;
+- :func:`worst_case`: worst perturbation of the measurements within relative budgets
+  (projected gradient ascent with restarts, or a gradient-free search);
+- :func:`random_noise`: the same budgets drawn at random;
+- :func:`penalised_perturbation`: the image-space attack of Antun et al. (PNAS 2020).
+"""
+
+from .accuracy import AccuracyResult, accuracy
+from .perturbation import (
+    PenalisedResult,
+    RandomNoiseResult,
+    WorstCaseResult,
+    batch_norm,
+    is_differentiable,
+    penalised_perturbation,
+    random_noise,
+    worst_case,
+)
+
+__all__ = [
+    "accuracy",
+    "AccuracyResult",
+    "worst_case",
+    "WorstCaseResult",
+    "random_noise",
+    "RandomNoiseResult",
+    "penalised_perturbation",
+    "PenalisedResult",
+    "is_differentiable",
+    "batch_norm",
+]
