@@ -8,10 +8,16 @@ any operator with ``A`` / ``A_adjoint`` can be audited.
 - :func:`worst_case`: worst perturbation of the measurements within relative budgets
   (projected gradient ascent with restarts, or a gradient-free search);
 - :func:`random_noise`: the same budgets drawn at random;
-- :func:`penalised_perturbation`: the image-space attack of Antun et al. (PNAS 2020).
+- :func:`penalised_perturbation`: the image-space attack of Antun et al. (PNAS 2020);
+- :func:`kernel_split` / :func:`kernel_test`: near-kernel details, hallucination and the
+  troublesome-kernel Lipschitz bound;
+- :func:`detail_test`: the fraction of a small inserted detail a method recovers;
+- :func:`sampling_sweep`: accuracy at sampling rates other than the one a method was built for.
 """
 
 from .accuracy import AccuracyResult, accuracy
+from .detail import DetailResult, SamplingResult, detail_test, sampling_sweep
+from .kernel import KernelResult, KernelSplit, kernel_split, kernel_test
 from .perturbation import (
     PenalisedResult,
     RandomNoiseResult,
@@ -32,6 +38,14 @@ __all__ = [
     "RandomNoiseResult",
     "penalised_perturbation",
     "PenalisedResult",
+    "kernel_split",
+    "KernelSplit",
+    "kernel_test",
+    "KernelResult",
+    "detail_test",
+    "DetailResult",
+    "sampling_sweep",
+    "SamplingResult",
     "is_differentiable",
     "batch_norm",
 ]
