@@ -13,6 +13,7 @@ from stablerecon.audit import (
     accuracy,
     batch_norm,
     is_differentiable,
+    not_rare,
     penalised_perturbation,
     random_noise,
     worst_case,
@@ -184,3 +185,18 @@ def test_accuracy_scores_against_scikit_image() -> None:
                                   use_sample_covariance=False), abs=1e-3)
     clean = accuracy(zero, x, op)
     assert torch.all(clean.psnr > result.psnr)
+
+
+def test_not_rare_for_a_linear_method(problem) -> None:  # type: ignore[no-untyped-def]
+    """For linear f, ||M(e + n)|| / ||M e|| with n independent of e: E||M(e+n)||^2 =
+    ||Me||^2 + E||Mn||^2, so the kept fraction is >= ~1 on average and scale 0 keeps exactly 1."""
+    op, method, y = problem
+    e = worst_case(method, y, op, budgets=[0.02], steps=30, restarts=1).perturbation[0]
+    assert torch.allclose(not_rare(method, y, op, e, scale=0.0), torch.ones(y.shape[0], dtype=torch.float64))
+    kept = not_rare(method, y, op, e, scale=0.5, draws=50)
+    sigma = float(torch.linalg.svdvals(method.M)[0])
+    # ||M(e + n)|| <= ||Me|| + sigma ||n|| = ||Me|| (1 + 0.5 sigma ||e|| / ||Me||) ~ 1.5 at the worst case
+    upper = 1.0 + 0.5 * sigma * batch_norm(e) / batch_norm(method(e))
+    assert torch.all(kept >= 0.9) and torch.all(kept <= upper)
+    with pytest.raises(ValueError, match="perturbation"):
+        not_rare(method, y, op, e[:1])

@@ -7,7 +7,8 @@ any operator with ``A`` / ``A_adjoint`` can be audited.
 - :func:`accuracy`: PSNR, SSIM, NMSE on clean and noisy measurements;
 - :func:`worst_case`: worst perturbation of the measurements within relative budgets
   (projected gradient ascent with restarts, or a gradient-free search);
-- :func:`random_noise`: the same budgets drawn at random;
+- :func:`random_noise`: the same budgets drawn at random; :func:`not_rare`: how much damage
+  survives noise added to the worst perturbation;
 - :func:`penalised_perturbation`: the image-space attack of Antun et al. (PNAS 2020);
 - :func:`kernel_split` / :func:`kernel_test`: near-kernel details, hallucination and the
   troublesome-kernel Lipschitz bound;
@@ -24,6 +25,7 @@ from .perturbation import (
     WorstCaseResult,
     batch_norm,
     is_differentiable,
+    not_rare,
     penalised_perturbation,
     random_noise,
     worst_case,
@@ -46,6 +48,7 @@ __all__ = [
     "DetailResult",
     "sampling_sweep",
     "SamplingResult",
+    "not_rare",
     "is_differentiable",
     "batch_norm",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "worst_case",
     "random_noise",
     "penalised_perturbation",
+    "not_rare",
     "is_differentiable",
     "batch_norm",
 ]
@@ -327,3 +328,27 @@ def penalised_perturbation(method: Method, x: Tensor, op: object, lam: float = 1
         measurement_ratio=batch_norm(op.A(r)) / batch_norm(y), image_ratio=batch_norm(r) / batch_norm(x),
         output_change=batch_norm(out - clean), objective=history,
     )
+
+
+def not_rare(method: Method, y: Tensor, op: object, perturbation: Tensor, scale: float = 0.5,
+             draws: int = 10, seed: int = 0) -> Tensor:
+    """The "not rare" check of Antun et al.: the fraction of the damage of a worst-case
+    perturbation ``e`` that survives random noise of norm ``scale * ||e||`` added to it,
+    ``||f(y + e + n) - f(y)|| / ||f(y + e) - f(y)||``, averaged over ``draws`` draws, per item
+    ``(B,)``. Values near 1 mean the bad perturbations fill a neighbourhood, not a point."""
+    y = _check_y(y)
+    if perturbation.shape != y.shape:
+        raise ValueError(f"argument 'perturbation' must have the shape of 'y' {tuple(y.shape)}, "
+                         f"got {tuple(perturbation.shape)}")
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ValueError(f"argument 'scale' must be a finite number >= 0, got {scale!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"argument 'draws' must be an integer >= 1, got {draws!r}")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        clean = method(y, op)
+        damage = batch_norm(method(y + perturbation, op) - clean).clamp_min(1e-30)
+        radius = scale * batch_norm(perturbation)
+        kept = [batch_norm(method(y + perturbation + _sphere(y, radius, generator), op) - clean) / damage
+                for _ in range(draws)]
+    return torch.stack(kept).mean(0)
