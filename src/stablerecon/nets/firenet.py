@@ -11,6 +11,7 @@ from torch import nn
 from ..operators.base import LinearOperator
 from ..solvers.reconstructor import default_sparsifier
 from ..solvers.restart import restarted_primal_dual
+from ._operator import resolve_operator
 
 __all__ = ["FIRENet"]
 
@@ -150,9 +151,7 @@ class FIRENet(nn.Module):
                 x0: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y`` (``op``: default the
         constructor's); ``x0`` warm-starts the iterations."""
-        op = op if op is not None else self.op
-        if op is None:
-            raise ValueError("FIRENet needs an operator: pass 'op' to the constructor or to forward")
+        op = resolve_operator(op, self.op, "FIRENet")
         return restarted_primal_dual(
             y, op, self._sparsifier_for(op), self.lam, weights=self.weights,
             restarts=self.restarts, inner=self.inner, delta=self.delta, x0=x0,

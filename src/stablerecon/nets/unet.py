@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..operators.base import LinearOperator
+from ._operator import resolve_operator
 
 __all__ = ["UNet", "PostProcessing", "complex_to_channels", "channels_to_complex"]
 
@@ -196,9 +197,7 @@ class PostProcessing(nn.Module):
 
     def forward(self, y: torch.Tensor, op: LinearOperator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""
-        op = op if op is not None else self.op
-        if op is None:
-            raise ValueError("PostProcessing needs an operator: pass 'op' to the constructor or to forward")
+        op = resolve_operator(op, self.op, "PostProcessing")
         z = op.A_dagger(y)
         c = z.shape[1]
         inp = net_input(z, self.net.in_channels, "PostProcessing")

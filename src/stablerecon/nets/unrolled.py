@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..operators.base import LinearOperator
+from ._operator import resolve_operator
 from .unet import channels_to_complex, complex_to_channels
 
 __all__ = ["ItNet"]
@@ -95,9 +96,7 @@ class ItNet(nn.Module):
 
     def forward(self, y: torch.Tensor, op: LinearOperator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""
-        op = op if op is not None else self.op
-        if op is None:
-            raise ValueError("ItNet needs an operator: pass 'op' to the constructor or to forward")
+        op = resolve_operator(op, self.op, "ItNet")
         x = op.A_dagger(y)
         c = x.shape[1]
         if self.channels == 2 * c:

@@ -167,7 +167,11 @@ class Checkpoint:
         """The method with these weights (in eval mode), its operator built from the spec
         unless ``op`` is given."""
         op = op if op is not None else self.config.operator.build()
-        model = build_model(self.config, op)
+        return self.load_into(build_model(self.config, op)).eval()
+
+    def load_into(self, model: nn.Module) -> nn.Module:
+        """Load these weights into ``model`` (built from this config), after checking that
+        every tensor name, shape and dtype matches; returns ``model``."""
         state = self.weights()
         expected = network_state(model)
         missing = sorted(set(expected) - set(state))
@@ -185,7 +189,7 @@ class Checkpoint:
                     f"and {expected[key].dtype}"
                 )
         model.load_state_dict(state, strict=False)
-        return model.eval()
+        return model
 
     def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Load Adam's state and the torch RNG state saved with this checkpoint."""

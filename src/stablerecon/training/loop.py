@@ -173,8 +173,7 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
         ck = read_checkpoint(latest)
         if ck.config != cfg:
             raise CheckpointError(f"checkpoint {str(latest)!r} was written by a different config")
-        state = ck.weights()
-        model.load_state_dict({**model.state_dict(), **{k: v.to(device) for k, v in state.items()}})
+        ck.load_into(model)
         ck.restore_optimizer(optimizer)
         epoch, step_in_epoch = ck.meta["epoch"], ck.meta["step_in_epoch"]
         seconds = ck.meta["seconds"]
