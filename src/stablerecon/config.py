@@ -42,9 +42,14 @@ __all__ = [
     "PostProcessingConfig",
     "ItNetConfig",
     "ModelConfig",
+    "PairConfig",
     "DataConfig",
     "TrainConfig",
     "TrainingConfig",
+    "AUDIT_TESTS",
+    "AuditOptions",
+    "KernelTestConfig",
+    "DetailTestConfig",
     "load_yaml",
     "validate",
 ]
@@ -150,6 +155,32 @@ ModelConfig = Annotated[
 ]
 
 
+class PairConfig(StrictModel):
+    """A fixed near-kernel pair ``x*``, ``x* + z`` put into every training batch (the
+    troublesome-kernel experiment, Gottschling et al., SIAM Review 2025).
+
+    ``x*`` is the random-ellipse phantom of seed ``phantom_seed``; the detail ``d`` is a solid
+    disc of ``diameter`` pixels and ``contrast`` centred at ``position`` (default: the image
+    centre); ``z`` is its kernel part plus enough of its range part that
+    ``||A z|| / ||z|| = ratio`` (:func:`stablerecon.operators.nullspace.kernel_split`).
+    ``copies`` of each image replace ``2 * copies`` phantoms of every batch.
+    """
+
+    phantom_seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    diameter: Annotated[int, Field(ge=1, strict=True)] = 10
+    contrast: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    position: tuple[int, int] | None = None
+    ratio: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.1
+    copies: PositiveInt = 1
+
+    @field_validator("contrast")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("must be nonzero")
+        return value
+
+
 class DataConfig(StrictModel):
     """Training data, generated on the fly (nothing is downloaded).
 
@@ -158,7 +189,8 @@ class DataConfig(StrictModel):
     ``noise``: relative Gaussian measurement noise of training and validation data.
     ``jitter``: extra relative noise added during training only
     (Genzel et al. 2022), the knob of the accuracy-stability trade-off. ``n_val`` validation
-    images, drawn once from a seed disjoint from the training stream.
+    images, drawn once from a seed disjoint from the training stream. ``pair``: an optional
+    fixed near-kernel pair in every batch (:class:`PairConfig`).
     """
 
     source: Literal["ellipses", "patches"] = "ellipses"
@@ -167,6 +199,7 @@ class DataConfig(StrictModel):
     noise: NonNegativeFloat = 0.01
     jitter: NonNegativeFloat = 0.0
     n_val: PositiveInt = 32
+    pair: PairConfig | None = None
 
     @field_validator("images")
     @classmethod
@@ -226,9 +259,91 @@ class TrainingConfig(StrictModel):
                 f"model.unet.depth = {self.model.unet.depth} needs an image size divisible by "
                 f"{multiple}, but operator.size = {self.operator.size}"
             )
+        pair = self.data.pair
+        if pair is not None and 2 * pair.copies >= self.train.batch_size:
+            raise ValueError(f"data.pair.copies = {pair.copies} leaves no phantoms in a batch of "
+                             f"train.batch_size = {self.train.batch_size} (needs 2 * copies < batch_size)")
+        if pair is not None and pair.position is not None and not all(
+                0 <= p < self.operator.size for p in pair.position):
+            raise ValueError(f"data.pair.position = {pair.position} lies outside the "
+                             f"{self.operator.size} x {self.operator.size} image")
         if self.model.complex_input and self.operator.kind != "fourier":
             raise ValueError(f"model.complex_input = true needs a complex operator (kind 'fourier'), "
                              f"got operator.kind = {self.operator.kind!r}")
+        return self
+
+
+class KernelTestConfig(StrictModel):
+    """The kernel test's detail: a solid disc of ``diameter`` pixels and ``contrast`` at
+    ``position`` (default: the image centre), split into its kernel part ``z0`` (exact
+    hallucination identity) and a near-kernel ``z`` with ``||A z|| / ||z|| = ratio`` (the
+    troublesome-kernel bound)."""
+
+    diameter: Annotated[int, Field(ge=1, strict=True)] = 9
+    contrast: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    position: tuple[int, int] | None = None
+    ratio: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)] = 0.1
+
+
+class DetailTestConfig(StrictModel):
+    """The detail test: a ``blob`` (soft disc of diameter ``size``) or ``text`` of ``contrast``
+    (default 30/255) at ``position`` (default: the image centre), measured with relative
+    ``noise``."""
+
+    kind: Literal["blob", "text"] = "blob"
+    contrast: Annotated[float, Field(allow_inf_nan=False)] = 30 / 255
+    size: Annotated[int, Field(ge=1, strict=True)] | None = None
+    text: str = "OK"
+    position: tuple[int, int] | None = None
+    noise: NonNegativeFloat = 0.0
+
+    @field_validator("contrast")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("must be nonzero")
+        return value
+
+
+AUDIT_TESTS = ("accuracy", "worst_case", "random_noise", "kernel", "detail", "sampling")
+
+
+class AuditOptions(StrictModel):
+    """Settings of the stability audit (:func:`stablerecon.audit.run`).
+
+    ``budgets``: relative perturbation budgets ``||e|| <= r ||y||``; ``report_budget`` (one of
+    them) is the budget of the accuracy-stability scatter, the gallery and the "not rare" check.
+    ``noise``: relative noise of the noisy-accuracy test and the sampling sweep. ``steps``,
+    ``restarts``, ``step_size``, ``directions``: effort of the worst-case search (gradient
+    steps, random starts, step length in units of the budget radius, random directions per
+    step of the gradient-free search); ``reference``: ``output`` (change of the output) or
+    ``truth`` (error against the ground truth). ``draws``: random perturbations per budget.
+    ``not_rare_scale`` / ``not_rare_draws``: noise of norm ``scale * ||e||`` added to the worst
+    perturbation. ``rates``: sampling rates of the sweep. ``seed``: every random draw (the
+    same for every method, so methods see the same noise and starts).
+    """
+
+    budgets: list[PositiveFloat] = Field(default_factory=lambda: [0.005, 0.01, 0.02, 0.05], min_length=1)
+    report_budget: PositiveFloat = 0.02
+    noise: NonNegativeFloat = 0.01
+    steps: PositiveInt = 40
+    restarts: PositiveInt = 2
+    step_size: PositiveFloat = 1.0
+    directions: PositiveInt = 8
+    reference: Literal["output", "truth"] = "output"
+    draws: PositiveInt = 10
+    not_rare_scale: NonNegativeFloat = 0.5
+    not_rare_draws: PositiveInt = 5
+    kernel: KernelTestConfig = KernelTestConfig()
+    detail: DetailTestConfig = DetailTestConfig()
+    rates: list[Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [0.125, 0.25, 0.4, 0.55], min_length=1)
+    seed: Annotated[int, Field(ge=0, strict=True)] = 0
+
+    @model_validator(mode="after")
+    def _report_budget_is_a_budget(self) -> AuditOptions:
+        if self.report_budget not in self.budgets:
+            raise ValueError(f"report_budget = {self.report_budget} must be one of budgets = {self.budgets}")
         return self
 
 

@@ -13,7 +13,21 @@ any operator with ``A`` / ``A_adjoint`` can be audited.
 - :func:`kernel_split` / :func:`kernel_test`: near-kernel details, hallucination and the
   troublesome-kernel Lipschitz bound;
 - :func:`detail_test`: the fraction of a small inserted detail a method recovers;
-- :func:`sampling_sweep`: accuracy at sampling rates other than the one a method was built for.
+- :func:`sampling_sweep`: accuracy at sampling rates other than the one a method was built for;
+- :func:`run`: all of them for several methods side by side, saved incrementally (resumable)
+  with an HTML report; :func:`load` reads a saved audit back.
+
+Example
+-------
+>>> import stablerecon as sr
+>>> op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(32, 0.25, seed=0))
+>>> zero_filled = lambda y, op: op.A_dagger(y).real          # a plain function: audited as it is
+>>> result = sr.audit.run({"zero-filled": zero_filled}, op, sr.data.ellipses(2, 32, seed=0),
+...                       tests=["accuracy", "worst_case"], options={"steps": 5, "restarts": 1,
+...                       "directions": 2}, progress=False)
+>>> row = result.summary()[0]
+>>> 0.99 < row["amplification"] <= 1.0 + 1e-6     # the adjoint of a unitary-row operator: 1
+True
 """
 
 from .accuracy import AccuracyResult, accuracy
@@ -30,8 +44,13 @@ from .perturbation import (
     random_noise,
     worst_case,
 )
+from .suite import TESTS, AuditResult, load, run
 
 __all__ = [
+    "run",
+    "load",
+    "AuditResult",
+    "TESTS",
     "accuracy",
     "AccuracyResult",
     "worst_case",

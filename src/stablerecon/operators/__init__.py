@@ -17,7 +17,7 @@ operator                       problem
 =============================  =====================================================
 """
 
-from . import masks, noise
+from . import masks, noise, nullspace
 from .base import (
     AdjointOperator,
     ComposedOperator,
@@ -64,6 +64,7 @@ __all__ = [
     "Downsample",
     "masks",
     "noise",
+    "nullspace",
     "gaussian_kernel",
     "box_kernel",
     "centered_fft2",

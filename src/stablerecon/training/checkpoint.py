@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from torch import nn
 
 from .. import __version__
 from ..config import ConfigError, TrainingConfig, validate
+from ..files import write_atomic
 from ..nets import ItNet, PostProcessing, UNet
 
 __all__ = [
@@ -48,8 +47,6 @@ __all__ = [
 ]
 
 FORMAT = "stablerecon-checkpoint"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 VERSION = 1
 
 
@@ -75,20 +72,6 @@ def build_model(config: TrainingConfig, op: nn.Module | None = None) -> nn.Modul
 def network_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's learned state (parameters and buffers), without its operator's buffers."""
     return {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("op.")}
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _sha256(path: Path) -> str:

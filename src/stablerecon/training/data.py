@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..data import ellipses, image
+from ..data import ellipses, image, insert_detail
 from ..operators import noise as noise_models
 from ..operators.base import LinearOperator
+from ..operators.nullspace import KernelSplit, kernel_split
 
 __all__ = ["TrainingData", "measure", "TRAIN_STREAM", "VALIDATION_STREAM", "HELDOUT_STREAM"]
 
@@ -83,9 +84,31 @@ class TrainingData:
             out[i, 0] = patch
         return torch.from_numpy(out)
 
+    @cached_property
+    def pair(self) -> tuple[torch.Tensor, torch.Tensor, KernelSplit] | None:
+        """The fixed near-kernel pair of ``config.pair``: ``(x*, x* + z, split)`` with images
+        ``(1, 1, N, N)`` (float32) and the :class:`~stablerecon.operators.nullspace.KernelSplit`
+        of the detail (float64); ``None`` without a pair."""
+        spec = self.config.pair
+        if spec is None:
+            return None
+        x_star = ellipses(1, self.size, seed=spec.phantom_seed).double()
+        position = spec.position if spec.position is not None else (self.size // 2, self.size // 2)
+        x_detail, _ = insert_detail(x_star, kind="blob", contrast=spec.contrast, position=tuple(position),
+                                    size=spec.diameter, soft=False)
+        split = kernel_split(x_detail - x_star, self.op, ratio=spec.ratio)
+        return x_star.float(), (x_star + split.z).float(), split
+
     def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training batch ``step``: images and measurements with noise plus jitter."""
-        x = self.images(batch_size, TRAIN_STREAM, step)
+        """Training batch ``step``: images and measurements with noise plus jitter (with a
+        ``pair``, its two images take the last ``2 * copies`` places)."""
+        pair = self.pair
+        if pair is None:
+            x = self.images(batch_size, TRAIN_STREAM, step)
+        else:
+            copies = self.config.pair.copies
+            x = torch.cat((self.images(batch_size - 2 * copies, TRAIN_STREAM, step),
+                           pair[0].expand(copies, -1, -1, -1), pair[1].expand(copies, -1, -1, -1)))
         _, noise_seed = _seeds(self.seed, TRAIN_STREAM, step)
         return x, measure(x, self.op, (self.config.noise, self.config.jitter), noise_seed)
 
