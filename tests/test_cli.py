@@ -22,8 +22,8 @@ runner = CliRunner()
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 
 
-def test_demo_reports_the_zero_filled_psnr() -> None:
-    result = runner.invoke(app, ["demo", "--size", "64", "--rate", "0.3", "--noise", "0"])
+def test_compare_reports_the_zero_filled_psnr() -> None:
+    result = runner.invoke(app, ["compare", "--size", "64", "--rate", "0.3", "--noise", "0"])
     assert result.exit_code == 0, result.output
     reported = float(re.search(r"zero-filled adjoint\s+([\d.]+)", result.output).group(1))
     # Independent: numpy's centred FFT, zero-filling, scikit-image PSNR.
@@ -38,12 +38,12 @@ def test_demo_reports_the_zero_filled_psnr() -> None:
     assert float(rows["TV"]) > float(rows["zero-filled adjoint"])  # regularisation helps
 
 
-def test_demo_rejects_bad_options() -> None:
-    result = runner.invoke(app, ["demo", "--image", "no-such-image"])
+def test_compare_rejects_bad_options() -> None:
+    result = runner.invoke(app, ["compare", "--image", "no-such-image"])
     assert result.exit_code != 0 and "no-such-image" in result.output
-    result = runner.invoke(app, ["demo", "--mask", "spiral"])
+    result = runner.invoke(app, ["compare", "--mask", "spiral"])
     assert result.exit_code != 0 and "spiral" in result.output
-    result = runner.invoke(app, ["demo", "--rate", "1.5"])
+    result = runner.invoke(app, ["compare", "--rate", "1.5"])
     assert result.exit_code != 0
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "TrainingConfig",
     "AUDIT_TESTS",
     "AuditOptions",
+    "AuditConfig",
+    "MethodSpec",
     "KernelTestConfig",
     "DetailTestConfig",
     "load_yaml",
@@ -344,6 +346,108 @@ class AuditOptions(StrictModel):
     def _report_budget_is_a_budget(self) -> AuditOptions:
         if self.report_budget not in self.budgets:
             raise ValueError(f"report_budget = {self.report_budget} must be one of budgets = {self.budgets}")
+        return self
+
+
+METHOD_KINDS = ("zero_filled", "fista", "tv", "sqrt_lasso", "firenet", "pretrained", "checkpoint")
+
+
+class MethodSpec(StrictModel):
+    """A method of an audit config: ``name`` (its label in the report) and ``kind``:
+
+    - ``zero_filled``: ``A_dagger(y)`` (real part);
+    - ``fista`` (l1-wavelet LASSO), ``tv``, ``sqrt_lasso`` (plain Chambolle-Pock): a
+      :class:`~stablerecon.solvers.SparseReconstructor`, optional ``lam`` and ``max_iter``;
+    - ``firenet``: :class:`~stablerecon.nets.FIRENet`, optional ``lam``, ``restarts``, ``inner``;
+    - ``pretrained``: shipped weights ``weights`` (e.g. ``unet_fourier128``);
+    - ``checkpoint``: a trained checkpoint or run folder at path ``weights``.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    kind: Literal["zero_filled", "fista", "tv", "sqrt_lasso", "firenet", "pretrained", "checkpoint"]
+    lam: PositiveFloat | None = None
+    max_iter: PositiveInt | None = None
+    restarts: PositiveInt | None = None
+    inner: PositiveInt | None = None
+    weights: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> MethodSpec:
+        trained = self.kind in ("pretrained", "checkpoint")
+        if trained and not self.weights:
+            raise ValueError(f"kind {self.kind!r} needs 'weights' (a shipped name or a checkpoint path)")
+        if not trained and self.weights is not None:
+            raise ValueError(f"'weights' is only for kinds 'pretrained' and 'checkpoint', not {self.kind!r}")
+        if self.kind == "pretrained":
+            from .training.pretrained import available_pretrained
+
+            if self.weights not in available_pretrained():
+                raise ValueError(f"unknown shipped weights {self.weights!r}; "
+                                 f"choose from {available_pretrained()}")
+        misplaced = [f for f in ("lam", "max_iter") if getattr(self, f) is not None
+                     and self.kind in ("zero_filled", "pretrained", "checkpoint")]
+        misplaced += [f for f in ("restarts", "inner")
+                      if getattr(self, f) is not None and self.kind != "firenet"]
+        misplaced += ["max_iter"] if self.kind == "firenet" and self.max_iter is not None else []
+        if misplaced:
+            raise ValueError(f"fields {misplaced} do not apply to kind {self.kind!r}")
+        return self
+
+
+_GENERATED_IMAGES = ("shepp_logan", "ellipses")
+
+
+class AuditConfig(StrictModel):
+    """An audit (``stablerecon audit CONFIG.yaml``): operators x methods x images x tests.
+
+    ``operators``: one or more :class:`OperatorSpec` (each is audited into its own subfolder
+    when there are several). ``images``: shipped image names (``camera``), ``shepp_logan``, or
+    ``ellipses:SEED`` (a random-ellipse phantom), all at the operator's size. ``tests``: any of
+    :data:`AUDIT_TESTS` (``sampling`` sweeps ``options.rates`` of the operator's mask; not for
+    ``radon``). Example::
+
+        name: my-audit
+        operators: [{kind: fourier, size: 64, rate: 0.25}]
+        methods:
+          - {name: FIRENET, kind: firenet}
+          - {name: TV, kind: tv}
+        images: [shepp_logan, "ellipses:3", camera]
+        tests: [accuracy, worst_case, random_noise, detail]
+        options: {budgets: [0.01, 0.02, 0.05], steps: 20, restarts: 1}
+    """
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "audit"
+    operators: list[OperatorSpec] = Field(default_factory=lambda: [OperatorSpec()], min_length=1)
+    methods: list[MethodSpec] = Field(min_length=1)
+    images: list[str] = Field(default_factory=lambda: ["shepp_logan", "ellipses:0", "camera"], min_length=1)
+    tests: list[Literal["accuracy", "worst_case", "random_noise", "kernel", "detail", "sampling"]] = Field(
+        default_factory=lambda: list(AUDIT_TESTS), min_length=1)
+    options: AuditOptions = AuditOptions()
+
+    @field_validator("images")
+    @classmethod
+    def _known_images(cls, value: list[str]) -> list[str]:
+        from .data import available_images
+
+        for item in value:
+            base, _, seed = item.partition(":")
+            if base == "ellipses" and (seed == "" or seed.isdigit()):
+                continue
+            if seed or (base not in _GENERATED_IMAGES and base not in available_images()):
+                raise ValueError(f"unknown image {item!r}; use a shipped image {available_images()}, "
+                                 f"'shepp_logan' or 'ellipses:SEED'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"images are listed twice: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuditConfig:
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"methods: names must be unique, got {names}")
+        if "sampling" in self.tests and any(o.kind == "radon" for o in self.operators):
+            raise ValueError("tests: 'sampling' sweeps mask rates and does not apply to "
+                             "operator kind 'radon'")
         return self
 
 
