@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/firenet.py
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/trained_accuracy.py
+	$(PY) benchmarks/audit.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -47,3 +47,18 @@ def test_training_benchmark_compares_step_and_forward(tmp_path: Path) -> None:
         assert row["schedule_minutes_at_this_rate"] == pytest.approx(
             row["schedule_steps"] * row["step_seconds"] / 60)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_audit_benchmark_times_the_search_against_bare_passes(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(BENCH / "audit.py"), "--steps", "3", "--size", "64", "--skip-demo",
+           "--out", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
+    payload = json.loads((tmp_path / "audit.json").read_text())
+    rows = payload["worst_case"]
+    assert set(rows) == {"U-Net", "FIRENET"} and payload["steps"] == 3
+    for name, row in rows.items():
+        assert name in out
+        assert row["ratio_search_over_bare"] == pytest.approx(row["search_seconds"] / row["bare_seconds"])
+        # the search does the same passes plus a few cheap tensor operations
+        assert 0.5 < row["ratio_search_over_bare"] < 3.0
+    assert not list(tmp_path.glob("*.tmp"))

@@ -80,6 +80,13 @@ def test_examples_run(path: Path, capsys: pytest.CaptureFixture[str], tmp_path: 
         assert scores["U-Net post-processing"] > scores["zero-filled"] + 3.0
         assert scores["ItNet"] > scores["zero-filled"] + 3.0
         assert plt.imread(tmp_path / "trained_mri.png").ndim == 3
+    if path.name == "audit_your_method.py":
+        import json
+
+        doc = json.loads((tmp_path / "results.json").read_text())
+        flags = {e["method"]: e["values"]["gradient_free"] for e in doc["entries"] if e["test"] == "worst_case"}
+        assert flags == {"median zero-filled": True, "FIRENET": False}
+        assert "median zero-filled" in (tmp_path / "report.html").read_text()
 
 
 TINY_CONFIG = """\
