@@ -10,8 +10,8 @@ any operator with ``A`` / ``A_adjoint`` can be audited.
 - :func:`random_noise`: the same budgets drawn at random; :func:`not_rare`: how much damage
   survives noise added to the worst perturbation;
 - :func:`penalised_perturbation`: the image-space attack of Antun et al. (PNAS 2020);
-- :func:`kernel_split` / :func:`kernel_test`: near-kernel details, hallucination and the
-  troublesome-kernel Lipschitz bound;
+- :func:`kernel_split` / :func:`kernel_test` / :func:`pair_bound`: near-kernel details,
+  hallucination and the troublesome-kernel Lipschitz bound;
 - :func:`detail_test`: the fraction of a small inserted detail a method recovers;
 - :func:`sampling_sweep`: accuracy at sampling rates other than the one a method was built for;
 - :func:`run`: all of them for several methods side by side, saved incrementally (resumable)
@@ -32,7 +32,7 @@ True
 
 from .accuracy import AccuracyResult, accuracy
 from .detail import DetailResult, SamplingResult, detail_test, sampling_sweep
-from .kernel import KernelResult, KernelSplit, kernel_split, kernel_test
+from .kernel import KernelResult, KernelSplit, PairBoundResult, kernel_split, kernel_test, pair_bound
 from .perturbation import (
     PenalisedResult,
     RandomNoiseResult,
@@ -63,6 +63,8 @@ __all__ = [
     "KernelSplit",
     "kernel_test",
     "KernelResult",
+    "pair_bound",
+    "PairBoundResult",
     "detail_test",
     "DetailResult",
     "sampling_sweep",

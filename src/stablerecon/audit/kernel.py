@@ -21,7 +21,7 @@ from torch import Tensor
 from ..operators.nullspace import KernelSplit, kernel_split
 from .perturbation import batch_norm
 
-__all__ = ["KernelSplit", "KernelResult", "kernel_split", "kernel_test"]
+__all__ = ["KernelSplit", "KernelResult", "kernel_split", "kernel_test", "PairBoundResult", "pair_bound"]
 
 
 def _inner(a: Tensor, b: Tensor) -> Tensor:
@@ -83,3 +83,59 @@ def kernel_test(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor,
             hallucination=_cosine(fx - x, z), detection=_cosine(fxz - fx, z),
             identity_gap=ex + exz - z_norm, transfer=transfer,
         )
+
+
+@dataclass
+class PairBoundResult:
+    """The troublesome-kernel theorem made runnable on one pair ``x``, ``x + z`` (all ``(B,)``).
+
+    - ``error_x``, ``error_xz``, ``delta = max`` of the two: the method's accuracy on the pair
+      from noiseless measurements;
+    - ``bound``: ``(||z|| - 2 delta) / ||A z||``, a lower bound on the local Lipschitz constant
+      at ``A x`` when positive (``<= 0``: the method is not accurate on both);
+    - ``direct``: ``||f(A x + A z) - f(A x)|| / ||A z||``, the amplification of the perturbation
+      ``e = A z`` itself, which is ``>= bound`` by the triangle inequality;
+    - ``budget``: ``||A z|| / ||A x||``, the relative budget of the search;
+    - ``search``: the amplification :func:`~stablerecon.audit.worst_case` finds at ``A x`` with
+      that budget (``None`` if not run).
+    """
+
+    z_norm: Tensor
+    measurement_norm: Tensor
+    error_x: Tensor
+    error_xz: Tensor
+    delta: Tensor
+    bound: Tensor
+    direct: Tensor
+    budget: Tensor
+    search: Tensor | None
+
+
+def pair_bound(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor, search_steps: int = 0,
+               restarts: int = 2, seed: int = 0) -> PairBoundResult:
+    """Accuracy of ``method`` on ``x`` and ``x + z``, the resulting Lipschitz lower bound, the
+    amplification of ``e = A z`` and, with ``search_steps > 0``, of the worst case found by the
+    audit's search within ``||e|| <= ||A z||`` (one search per image)."""
+    from .perturbation import worst_case
+
+    if not isinstance(x, Tensor) or not isinstance(z, Tensor) or x.shape != z.shape or x.ndim != 4:
+        raise ValueError("arguments 'x' and 'z' must be tensors of the same (B, C, H, W) shape")
+    with torch.no_grad():
+        y, az = op.A(x), op.A(z)
+        fx = method(y, op)
+        fxz = method(y + az, op)
+        fx, fxz = (t.real if t.is_complex() and not x.is_complex() else t for t in (fx, fxz))
+        z_norm, az_norm = batch_norm(z), batch_norm(az).clamp_min(1e-30)
+        ex, exz = batch_norm(fx - x), batch_norm(fxz - x - z)
+        delta = torch.maximum(ex, exz)
+        budget = az_norm / batch_norm(y)
+    search = None
+    if search_steps > 0:
+        found = []
+        for b in range(x.shape[0]):
+            res = worst_case(method, y[b:b + 1], op, budgets=[float(budget[b])], steps=search_steps,
+                             restarts=restarts, seed=seed)
+            found.append(res.amplification[0, 0])
+        search = torch.stack(found)
+    return PairBoundResult(z_norm, az_norm, ex, exz, delta, (z_norm - 2 * delta) / az_norm,
+                           batch_norm(fxz - fx) / az_norm, budget, search)
