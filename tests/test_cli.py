@@ -84,7 +84,8 @@ def test_examples_run(path: Path, capsys: pytest.CaptureFixture[str], tmp_path: 
         import json
 
         doc = json.loads((tmp_path / "results.json").read_text())
-        flags = {e["method"]: e["values"]["gradient_free"] for e in doc["entries"] if e["test"] == "worst_case"}
+        flags = {e["method"]: e["values"]["gradient_free"] for e in doc["entries"]
+                 if e["test"] == "worst_case"}
         assert flags == {"median zero-filled": True, "FIRENET": False}
         assert "median zero-filled" in (tmp_path / "report.html").read_text()
 

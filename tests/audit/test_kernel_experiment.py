@@ -36,7 +36,8 @@ def test_the_pair_is_near_the_kernel_with_the_configured_ratio(name: str) -> Non
     ck = read_checkpoint(pretrained_path(name))
     _, op, x_star, z, z0 = experiment(name)
     assert float(batch_norm(op.A(z0.double()))[0] / batch_norm(z0)[0]) < 1e-6
-    assert float(batch_norm(op.A(z))[0] / batch_norm(z)[0]) == pytest.approx(ck.config.data.pair.ratio, rel=1e-4)
+    ratio = float(batch_norm(op.A(z))[0] / batch_norm(z)[0])
+    assert ratio == pytest.approx(ck.config.data.pair.ratio, rel=1e-4)
 
 
 @pytest.mark.slow

@@ -6,6 +6,6 @@ summary table and one verdict per method, so the file can be mailed or archived 
 """
 
 from .figures import FIGURES, draw_figures
-from .html import render_html, write_report
+from .html import findings, render_html, write_report
 
-__all__ = ["write_report", "render_html", "draw_figures", "FIGURES"]
+__all__ = ["write_report", "render_html", "findings", "draw_figures", "FIGURES"]

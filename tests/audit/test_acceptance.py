@@ -1,0 +1,94 @@
+"""The papers' claims on our methods at 128 x 128, 25% variable-density Fourier sampling.
+
+- FIRENET and TV are stable: worst-case amplification <= 3 at every budget;
+- the jitter trade-off: networks trained with more jitter are less accurate on clean data and
+  move less under worst-case perturbations at 2-5% budgets;
+- a small 30/255 detail: whether FIRENET and TV keep it where the U-Net loses it is reported as
+  measured.
+
+The numbers are measured, not tuned: ``stablerecon demo`` reports the same quantities on the
+demo images.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import stablerecon as sr
+from stablerecon.audit import accuracy, detail_test, worst_case
+from stablerecon.runner import demo_config
+
+SIZE = 128
+BUDGETS = [0.005, 0.01, 0.02, 0.05]
+
+
+@pytest.fixture(scope="module")
+def op() -> sr.operators.SubsampledFourier:
+    return sr.operators.SubsampledFourier(sr.operators.masks.variable_density(SIZE, 0.25, seed=0))
+
+
+def _demo_method(name: str, op: object) -> torch.nn.Module:
+    from stablerecon.methods import build_method
+
+    spec = next(m for m in demo_config().methods if m.name == name)
+    return build_method(spec, op)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["FIRENET", "TV"])
+def test_firenet_and_tv_amplify_at_most_three(name: str, op) -> None:  # type: ignore[no-untyped-def]
+    """As configured in the demo, on a held-out ellipse phantom and Shepp-Logan."""
+    method = _demo_method(name, op)
+    x = torch.cat([sr.data.ellipses(1, SIZE, seed=100), sr.data.shepp_logan(SIZE)])
+    res = worst_case(method, op.A(x), op, budgets=BUDGETS, steps=25, restarts=1, seed=0)
+    print(name, res.amplification.tolist())
+    assert float(res.amplification.max()) <= 3.0
+
+
+@pytest.mark.slow
+def test_jitter_trades_accuracy_for_stability(op) -> None:  # type: ignore[no-untyped-def]
+    """U-Nets trained with jitter 0, 2% and 5% (otherwise identical presets) on 4 held-out
+    phantoms: clean PSNR falls and the worst-case change at 2% and 5% falls with jitter."""
+    names = ["unet_fourier128", "unet_fourier128_jitter2", "unet_fourier128_jitter5"]
+    nets = [sr.training.pretrained(n) for n in names]
+    x = sr.data.ellipses(4, SIZE, seed=12345)
+    psnrs = [float(accuracy(net, x, op).psnr.mean()) for net in nets]
+    changes = []
+    for net in nets:
+        res = worst_case(net, op.A(x), op, budgets=[0.02, 0.05], steps=20, restarts=1, seed=0)
+        changes.append(res.relative_error.mean(dim=1).tolist())
+    print("PSNR", psnrs, "worst-case relative change at 2%, 5%", changes)
+    assert psnrs[0] > psnrs[1] > psnrs[2]
+    for k in range(2):
+        assert changes[0][k] > changes[1][k] > changes[2][k]
+
+
+@pytest.mark.slow
+def test_detail_claim_is_reported_as_measured(op) -> None:  # type: ignore[no-untyped-def]
+    """The demo's detail case (a soft 30/255 blob at the centre of each demo image): the claim
+    "FIRENET and TV recover >= 80% where the U-Net recovers < 50%" is checked on the numbers,
+    and the report states the cases where it holds, or that there are none (measured here:
+    none; every method keeps this blob, see the closing note of the audit issue)."""
+    from stablerecon.audit import run
+    from stablerecon.methods import build_images
+    from stablerecon.report import findings
+
+    cfg = demo_config()
+    images = build_images(cfg.images, SIZE)
+    methods = {name: _demo_method(name, op) for name in ("U-Net", "FIRENET", "TV")}
+    result = run(methods, op, images, tests=["detail"], options=cfg.options, progress=False)
+    rec = {m: torch.tensor(result.get(m, "detail")["recovered"]) for m in methods}
+    print({k: [round(float(v), 3) for v in r] for k, r in rec.items()})
+    # independent recomputation of one entry
+    direct = detail_test(methods["U-Net"], torch.cat(list(images.values())), op, kind=cfg.options.detail.kind,
+                         contrast=cfg.options.detail.contrast, position=(SIZE // 2, SIZE // 2),
+                         size=cfg.options.detail.size).recovered
+    assert torch.allclose(direct.double(), rec["U-Net"].double(), atol=1e-6)
+    cases = (rec["FIRENET"] >= 0.8) & (rec["TV"] >= 0.8) & (rec["U-Net"] < 0.5)
+    note = next(n for n in findings(result) if n.startswith("Detail"))
+    if bool(cases.any()):
+        for j in torch.nonzero(cases).flatten().tolist():
+            assert f"on {result.images[j]}," in note
+    else:
+        assert "on no image" in note
