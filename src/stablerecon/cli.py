@@ -51,6 +51,10 @@ def list_components() -> None:
     for method in SparseReconstructor.METHODS:
         label = SparseReconstructor(method).name
         typer.echo(f"  {method:<12} {'SparseReconstructor':<24} {label}")
+    from .audit import TESTS
+
+    typer.echo("audit tests (stablerecon audit CONFIG.yaml; tests: [...]):")
+    typer.echo(f"  {', '.join(TESTS)}")
     from .training import available_pretrained, read_checkpoint
     from .training.pretrained import pretrained_path
 

@@ -349,14 +349,14 @@ class AuditOptions(StrictModel):
         return self
 
 
-METHOD_KINDS = ("zero_filled", "fista", "tv", "sqrt_lasso", "firenet", "pretrained", "checkpoint")
+METHOD_KINDS = ("zero_filled", "fista", "tv", "primal_dual", "firenet", "pretrained", "checkpoint")
 
 
 class MethodSpec(StrictModel):
     """A method of an audit config: ``name`` (its label in the report) and ``kind``:
 
     - ``zero_filled``: ``A_dagger(y)`` (real part);
-    - ``fista`` (l1-wavelet LASSO), ``tv``, ``sqrt_lasso`` (plain Chambolle-Pock): a
+    - ``fista`` (l1-wavelet LASSO), ``tv``, ``primal_dual`` (square-root LASSO, plain Chambolle-Pock): a
       :class:`~stablerecon.solvers.SparseReconstructor`, optional ``lam`` and ``max_iter``;
     - ``firenet``: :class:`~stablerecon.nets.FIRENet`, optional ``lam``, ``restarts``, ``inner``;
     - ``pretrained``: shipped weights ``weights`` (e.g. ``unet_fourier128``);
@@ -364,7 +364,7 @@ class MethodSpec(StrictModel):
     """
 
     name: Annotated[str, Field(min_length=1)]
-    kind: Literal["zero_filled", "fista", "tv", "sqrt_lasso", "firenet", "pretrained", "checkpoint"]
+    kind: Literal["zero_filled", "fista", "tv", "primal_dual", "firenet", "pretrained", "checkpoint"]
     lam: PositiveFloat | None = None
     max_iter: PositiveInt | None = None
     restarts: PositiveInt | None = None

@@ -39,9 +39,8 @@ def build_method(spec: MethodSpec, op: LinearOperator) -> nn.Module:
 
     if spec.kind == "zero_filled":
         return ZeroFilled()
-    if spec.kind in ("fista", "tv", "sqrt_lasso"):
-        solver = {"fista": "fista", "tv": "tv", "sqrt_lasso": "primal_dual"}[spec.kind]
-        return SparseReconstructor(solver, op, lam=spec.lam, max_iter=spec.max_iter)
+    if spec.kind in ("fista", "tv", "primal_dual"):
+        return SparseReconstructor(spec.kind, op, lam=spec.lam, max_iter=spec.max_iter)
     if spec.kind == "firenet":
         kwargs = {k: getattr(spec, k) for k in ("lam", "restarts", "inner") if getattr(spec, k) is not None}
         return FIRENet(op, **kwargs)
