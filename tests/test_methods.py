@@ -69,7 +69,8 @@ def test_several_operators_get_one_folder_each_and_an_index(tmp_path) -> None:  
 
     cfg = validate(AuditConfig, {
         "name": "two",
-        "operators": [{"kind": "fourier", "size": 16, "rate": 0.3}, {"kind": "hadamard", "size": 16, "rate": 0.3}],
+        "operators": [{"kind": "fourier", "size": 16, "rate": 0.3},
+                      {"kind": "hadamard", "size": 16, "rate": 0.3}],
         "methods": [{"name": "zero-filled", "kind": "zero_filled"}],
         "images": ["ellipses:1"],
         "tests": ["accuracy", "worst_case"],
