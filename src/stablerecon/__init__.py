@@ -10,7 +10,10 @@ Submodules are imported on first use (``import stablerecon as sr; sr.operators..
 - :mod:`stablerecon.solvers` FISTA, Chambolle-Pock (square-root LASSO, TV), the FIRENET restarts;
 - :mod:`stablerecon.nets` FIRENET, U-Net, post-processing and unrolled (ItNet) networks;
 - :mod:`stablerecon.config` validated configs; :mod:`stablerecon.training` training, checkpoints,
-  shipped weights (``training.pretrained(name)``).
+  shipped weights (``training.pretrained(name)``);
+- :mod:`stablerecon.audit` the stability tests and the suite ``audit.run``; :mod:`stablerecon.report`
+  its figures and HTML report; :mod:`stablerecon.methods` / :mod:`stablerecon.runner` methods
+  and audits from configs (``stablerecon audit``, ``stablerecon demo``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "config", "training", "audit")
+_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "config", "training", "audit",
+               "report", "methods", "runner")
 
 __all__ = ["__version__", *_SUBMODULES]
 

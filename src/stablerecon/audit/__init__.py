@@ -21,13 +21,15 @@ Example
 -------
 >>> import stablerecon as sr
 >>> op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(32, 0.25, seed=0))
->>> zero_filled = lambda y, op: op.A_dagger(y).real          # a plain function: audited as it is
->>> result = sr.audit.run({"zero-filled": zero_filled}, op, sr.data.ellipses(2, 32, seed=0),
-...                       tests=["accuracy", "worst_case"], options={"steps": 5, "restarts": 1,
-...                       "directions": 2}, progress=False)
->>> row = result.summary()[0]
->>> 0.99 < row["amplification"] <= 1.0 + 1e-6     # the adjoint of a unitary-row operator: 1
+>>> methods = {"zero-filled": sr.methods.ZeroFilled(),        # an nn.Module: gradient search
+...            "plain": lambda y, op: op.A_dagger(y).real}    # a plain function: gradient-free
+>>> result = sr.audit.run(methods, op, sr.data.ellipses(2, 32, seed=0), tests=["worst_case"],
+...                       options={"steps": 10, "restarts": 1}, progress=False)
+>>> rows = result.summary()
+>>> 0.99 < rows[0]["amplification"] <= 1.0 + 1e-6  # zero-filling of a unitary-row operator: 1
 True
+>>> rows[1]["gradient_free"], rows[1]["amplification"] <= 1.0 + 1e-6
+(True, True)
 """
 
 from .accuracy import AccuracyResult, accuracy

@@ -107,6 +107,9 @@ class TrainingData:
             x = self.images(batch_size, TRAIN_STREAM, step)
         else:
             copies = self.config.pair.copies
+            if batch_size <= 2 * copies:
+                raise ValueError(f"argument 'batch_size' = {batch_size} leaves no phantoms beside the pair "
+                                 f"({2 * copies} images); use batch_size > {2 * copies}")
             x = torch.cat((self.images(batch_size - 2 * copies, TRAIN_STREAM, step),
                            pair[0].expand(copies, -1, -1, -1), pair[1].expand(copies, -1, -1, -1)))
         _, noise_seed = _seeds(self.seed, TRAIN_STREAM, step)
