@@ -183,3 +183,44 @@ def test_jitter_trades_clean_accuracy(tmp_path: Path) -> None:
         scores[jitter] = train(cfg, tmp_path / f"jitter-{jitter}", progress=False).best["val_psnr"]
     assert scores[0.0] >= scores[0.3] + 0.5, scores
     assert scores[0.05] >= scores[0.3], scores
+
+
+def test_near_kernel_pair_takes_the_last_places_of_every_batch() -> None:
+    """``data.pair``: x* (an ellipse phantom) and x* + z, z a disc moved near the kernel with
+    ||A z|| / ||z|| = ratio, in every batch after the phantoms."""
+    cfg = validate(TrainingConfig, {**tiny(batch_size=5), "data": {"noise": 0.0, "n_val": 4,
+                                    "pair": {"phantom_seed": 3, "diameter": 6, "ratio": 0.2}}})
+    op = cfg.operator.build()
+    data = TrainingData(cfg.data, op, seed=cfg.seed)
+    x_star, x_z, split = data.pair
+    assert torch.equal(x_star, sr_ellipses(3))
+    z = (x_z - x_star).double()
+    ratio = torch.linalg.vector_norm(op.A(z)) / torch.linalg.vector_norm(z)
+    assert float(ratio) == pytest.approx(0.2, rel=1e-4)
+    for step in (0, 7):
+        x, y = data.batch(step, 5)
+        assert torch.equal(x[3:4], x_star) and torch.equal(x[4:5], x_z)
+        assert torch.equal(x[:3], data.images(3, TRAIN_STREAM, step))
+        assert torch.allclose(y, op.A(x))  # noiseless
+    with pytest.raises(ValueError, match="batch_size"):
+        data.batch(0, 2)
+
+
+def sr_ellipses(seed: int) -> torch.Tensor:
+    from stablerecon.data import ellipses
+
+    return ellipses(1, 32, seed=seed)
+
+
+@pytest.mark.parametrize(("pair", "field"), [
+    ({"copies": 2}, "data.pair.copies"),
+    ({"ratio": 1.0}, "data.pair.ratio"),
+    ({"contrast": 0.0}, "data.pair.contrast"),
+    ({"position": [40, 2]}, "data.pair.position"),
+])
+def test_bad_pair_configs_name_the_field(pair: dict, field: str) -> None:
+    from stablerecon.config import ConfigError
+
+    data = {**tiny(batch_size=4), "data": {"pair": pair}}
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        validate(TrainingConfig, data)
