@@ -70,8 +70,9 @@ def test_kernel_identity_and_bound_for_several_methods(op) -> None:  # type: ign
     # the zero-filled adjoint is linear and A^* A z0 = 0: it sees nothing of z0
     zf = kernel_test(zero_filled, x, op, z0, x_other=sr.data.ellipses(2, N, seed=9).double())
     assert torch.allclose(zf.error_xz, batch_norm(zero_filled(op.A(x), op) - x - z0))
-    assert float(zf.detection.abs().max()) < 1e-5
-    assert float(zf.transfer.abs().max()) < 1e-5
+    # ... up to rounding: the change is ~1e-15 ||z0|| (so its direction, the cosine, is noise)
+    moved = zero_filled(op.A(x + z0), op) - zero_filled(op.A(x), op)
+    assert float((batch_norm(moved) / batch_norm(z0)).max()) < 1e-12
 
 
 def test_detail_recovery_of_linear_methods(op) -> None:  # type: ignore[no-untyped-def]

@@ -24,21 +24,49 @@ def _norms(t: Tensor) -> Tensor:
     return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
 
 
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Real inner product per batch item (complex numbers as pairs of reals), shape ``(B,)``."""
+    prod = a.conj() * b if a.is_complex() else a * b
+    return prod.reshape(a.shape[0], -1).sum(dim=1).real
+
+
 def kernel_projection(d: Tensor, op: object, max_iter: int = 500, tol: float = 1e-9) -> Tensor:
-    """Projection of ``d`` onto ``ker A`` (within the real or complex images, as ``d``) by
-    Landweber iterations ``z <- z - A^*(A z) / ||A||^2`` started at ``d``, which converge to
-    ``d - A^+ A d``; one step is exact when ``A A^* = I`` and ``d`` is complex."""
-    norm_sq = float(op.norm()) ** 2 if hasattr(op, "norm") else 1.0
-    z = d
-    d_norm = _norms(d).clamp_min(1e-30)
+    """Orthogonal projection ``d - A^+ A d`` of ``d`` ``(B, C, H, W)`` onto ``ker A``, within
+    the real images when ``d`` is real (so that ``x + z0`` stays a real image) and within the
+    complex images otherwise.
+
+    Solves ``A A^* u = A d`` by conjugate gradients in measurement space (with the real inner
+    product, and ``A^*`` followed by the real part for real ``d``), then returns
+    ``d - A^* u``; stops when ``||A z0|| <= tol ||A d||`` or after ``max_iter`` iterations.
+    Needs only ``op.A`` and ``op.A_adjoint``; one iteration is exact when ``A A^* = I`` and
+    ``d`` is complex.
+    """
+    def back(u: Tensor) -> Tensor:
+        v = op.A_adjoint(u)
+        return v.real if not d.is_complex() and v.is_complex() else v
+
+    def view(t: Tensor) -> Tensor:
+        return t.reshape(-1, *[1] * (b.ndim - 1))
+
+    b = op.A(d)
+    b_norm = _norms(b)
+    u = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rs = _dot(r, r)
     for _ in range(max_iter):
-        back = op.A_adjoint(op.A(z))
-        if not d.is_complex():
-            back = back.real
-        z = z - back / norm_sq
-        if bool((_norms(op.A(z)) <= tol * d_norm).all()):
+        if bool((rs.sqrt() <= tol * b_norm).all()):
             break
-    return z
+        ap = op.A(back(p))
+        alpha = rs / _dot(p, ap).clamp_min(1e-300)
+        alpha = torch.where(rs > 0, alpha, torch.zeros_like(alpha))
+        u = u + view(alpha).to(u.dtype) * p
+        r = r - view(alpha).to(r.dtype) * ap
+        rs_new = _dot(r, r)
+        beta = torch.where(rs > 0, rs_new / rs.clamp_min(1e-300), torch.zeros_like(rs))
+        p = r + view(beta).to(r.dtype) * p
+        rs = rs_new
+    return d - back(u)
 
 
 @dataclass
@@ -58,7 +86,7 @@ def kernel_split(d: Tensor, op: object, ratio: float = 0.0, max_iter: int = 500,
     """Split a detail ``d`` ``(B, C, H, W)`` against the kernel of ``op`` and build the
     near-kernel perturbation ``z`` with ``||A z|| / ||z|| = ratio``.
 
-    ``z0 = d - A^+ A d`` (computed by Landweber iterations within the real images when ``d``
+    ``z0 = d - A^+ A d`` (:func:`kernel_projection`, within the real images when ``d``
     is real, so that ``x + z0`` stays a real image); the range part ``d - z0`` is orthogonal
     to it, so ``z = z0 + t (d - z0)`` has ``||A z|| = t ||A d||`` and
     ``||z||^2 = ||z0||^2 + t^2 ||d - z0||^2``, which fixes ``t``.
