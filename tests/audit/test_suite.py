@@ -334,3 +334,39 @@ def test_amplification_bound_is_never_exceeded_by_the_search(problem, one_thread
     amps = result.get("lin", "worst_case")["amplification"]
     assert max(max(a) for a in amps) <= 2.5 * (1 + 1e-9)
     assert math.isclose(max(max(a) for a in amps), 2.5, rel_tol=0.01)
+
+
+class DuckOperator:
+    """Not a stablerecon operator: a matrix with A and A_adjoint only (DeepInverse style)."""
+
+    def __init__(self, m: torch.Tensor) -> None:
+        self.m = m
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802 - the contract's name
+        return x.reshape(x.shape[0], -1) @ self.m.T
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
+        return (y @ self.m).reshape(y.shape[0], 1, N, N)
+
+
+def test_any_object_with_a_and_adjoint_is_audited(one_thread) -> None:  # type: ignore[no-untyped-def]
+    """A duck-typed operator (no norm, no A_dagger) and a least-squares method through the
+    kernel test: z0 is the null-space projection from the SVD, and the least-squares solution
+    (pseudo-inverse) never sees it, so its identity gap is exactly ||x - P x|| terms."""
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(50, N * N, generator=g, dtype=torch.float64) * 3.0  # ||A|| far from 1
+    op = DuckOperator(m)
+    pinv = torch.linalg.pinv(m)
+
+    def least_squares(y: torch.Tensor, op: object) -> torch.Tensor:
+        return (y @ pinv.T).reshape(y.shape[0], 1, N, N)
+
+    x = sr.data.ellipses(2, N, seed=0).double()
+    result = run({"lsq": least_squares}, op, x, tests=["kernel", "accuracy"], options=FAST, progress=False)
+    kernel = result.get("lsq", "kernel")
+    assert max(kernel["kernel_ratio"]) < 1e-6  # the issue's threshold for "in the kernel"
+    # f(A x) = P x (projection on the row space), so ||f(Ax) - x|| = ||(I - P) x|| exactly
+    proj = torch.eye(N * N, dtype=torch.float64) - pinv @ m
+    expected = torch.linalg.vector_norm(x.reshape(2, -1) @ proj.T, dim=1)
+    assert torch.allclose(torch.tensor(kernel["error_x"], dtype=torch.float64), expected, rtol=1e-8)
+    assert min(kernel["identity_gap"]) >= -1e-9
