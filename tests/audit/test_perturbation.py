@@ -140,7 +140,7 @@ def test_search_is_at_least_as_strong_as_plain_pgd(name: str) -> None:
         op = method.op
         x = sr.data.ellipses(1, 128, seed=11)
     y = op.A(x)
-    budgets = [0.01, 0.05]
+    budgets = [0.005, 0.01, 0.02, 0.05]  # every budget of the demo and the default
     ours = worst_case(method, y, op, budgets=budgets, steps=40, restarts=2, seed=0)
     for i, b in enumerate(budgets):
         assert float(ours.error[i, 0]) >= float(plain_pgd(method, y, op, b)[0]) * 0.999, (name, b)
