@@ -164,7 +164,7 @@ def worst_case(
     seed:
         Seed of the random starts and directions.
     progress:
-        Show a progress bar over budgets x restarts.
+        Show a progress bar over the search steps (all budgets and restarts).
     """
     y = _check_y(y)
     budgets = _check_budgets(budgets)
@@ -191,7 +191,8 @@ def worst_case(
         return batch_norm(method(y + e, op) - ref)
 
     errors, amps, perts, outs = [], [], [], []
-    bar = tqdm(total=len(budgets) * restarts, disable=not progress, desc="worst case", unit="restart")
+    bar = tqdm(total=len(budgets) * restarts * (steps + 1), disable=not progress, desc="worst case",
+               unit="step", leave=False)
     for r in budgets:
         radius = r * y_norm
         best_val = torch.full_like(radius, -1.0)
@@ -208,6 +209,7 @@ def worst_case(
                     value_t = loss(e_var)
                     (grad,) = torch.autograd.grad(value_t.sum(), e_var)
                     value = value_t.detach()
+                bar.update(1)
                 better = value > best_val
                 best_val = torch.where(better, value, best_val)
                 best_e = torch.where(better.reshape(-1, *[1] * (y.ndim - 1)), e.detach(), best_e)
@@ -215,7 +217,6 @@ def worst_case(
                     break
                 length = step_size * radius * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / steps)))
                 e = _project(e.detach() + length.reshape(-1, *[1] * (y.ndim - 1)) * _unit(grad), radius)
-            bar.update(1)
         with torch.no_grad():
             out = method(y + best_e, op)
         errors.append(batch_norm(out - ref))

@@ -319,6 +319,7 @@ def _unit(
     op: object,
     opts: AuditOptions,
     make_operator: Callable[[float], object] | None,
+    progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Run one test for one method on all images; returns (JSON values, arrays)."""
     seed = opts.seed
@@ -344,6 +345,7 @@ def _unit(
             step_size=opts.step_size,
             directions=opts.directions,
             seed=seed,
+            progress=progress,
         )
         k = opts.budgets.index(opts.report_budget)
         e = res.perturbation[k]
@@ -608,7 +610,7 @@ def run(
                 method.eval()
             started = time.perf_counter()
             try:
-                values, arrays = _unit(method, test, x, op, options, make_operator)
+                values, arrays = _unit(method, test, x, op, options, make_operator, progress)
             finally:
                 if was_training:
                     method.train()
