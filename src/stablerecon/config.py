@@ -322,7 +322,10 @@ class AuditOptions(StrictModel):
     ``truth`` (error against the ground truth). ``draws``: random perturbations per budget.
     ``not_rare_scale`` / ``not_rare_draws``: noise of norm ``scale * ||e||`` added to the worst
     perturbation. ``rates``: sampling rates of the sweep. ``seed``: every random draw (the
-    same for every method, so methods see the same noise and starts).
+    same for every method, so methods see the same noise and starts). ``tradeoff``: method
+    names in order of increasing regularisation (e.g. training jitter 0, low, high); the report
+    states whether clean PSNR falls and the worst-case change falls along it, as the
+    accuracy-stability theory predicts.
     """
 
     budgets: list[PositiveFloat] = Field(default_factory=lambda: [0.005, 0.01, 0.02, 0.05], min_length=1)
@@ -341,9 +344,12 @@ class AuditOptions(StrictModel):
     rates: list[Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [0.125, 0.25, 0.4, 0.55], min_length=1)
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    tradeoff: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _report_budget_is_a_budget(self) -> AuditOptions:
+        if len(self.tradeoff) == 1 or len(set(self.tradeoff)) != len(self.tradeoff):
+            raise ValueError(f"tradeoff must list two or more distinct method names, got {self.tradeoff}")
         if self.report_budget not in self.budgets:
             raise ValueError(f"report_budget = {self.report_budget} must be one of budgets = {self.budgets}")
         return self
@@ -445,6 +451,9 @@ class AuditConfig(StrictModel):
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"methods: names must be unique, got {names}")
+        unknown = [t for t in self.options.tradeoff if t not in names]
+        if unknown:
+            raise ValueError(f"options.tradeoff names methods that are not audited: {unknown}")
         if "sampling" in self.tests and any(o.kind == "radon" for o in self.operators):
             raise ValueError("tests: 'sampling' sweeps mask rates and does not apply to "
                              "operator kind 'radon'")

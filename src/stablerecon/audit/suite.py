@@ -563,6 +563,9 @@ def run(
         except ConfigError as err:
             raise ValueError(str(err)) from None
     test_list = _check_tests(tests, make_operator is not None)
+    unknown = [t for t in options.tradeoff if t not in methods]
+    if unknown:
+        raise ValueError(f"argument 'options': tradeoff names methods that are not audited: {unknown}")
     in_shape = getattr(op, "in_shape", None)
     if in_shape is not None and len(in_shape) >= 2 and tuple(x.shape[-2:]) != tuple(in_shape)[-2:]:
         raise ValueError(

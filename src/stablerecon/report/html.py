@@ -136,10 +136,37 @@ def findings(result: Any) -> list[str]:
             f"Kernel identity ||f(Ax) - x|| + ||f(A(x+z0)) - (x+z0)|| >= ||z0||: smallest gap "
             f"{worst:.3g} over all methods and images ({'holds' if worst >= -1e-3 else 'VIOLATED'})."
         )
+    notes += _tradeoff_findings(result)
     worse = [r["method"] for r in rows if "worse with more samples" in r["verdict"]]
     if worse:
         notes.append(f"Worse with more samples than the audited rate: {', '.join(worse)}.")
     return notes
+
+
+def _decreasing(values: list[float]) -> bool:
+    return all(a > b for a, b in zip(values, values[1:], strict=False))
+
+
+def _tradeoff_findings(result: Any) -> list[str]:
+    chain = list(result.options.tradeoff)
+    if not chain or not all((m, "accuracy") in result.entries for m in chain):
+        return []
+    psnr = [_mean(result.entries[(m, "accuracy")]["clean"]["psnr"]) for m in chain]
+    falls = [_decreasing(psnr)]
+    trend = "falls" if falls[0] else "does not fall"
+    parts = [f"clean PSNR {', '.join(f'{p:.2f}' for p in psnr)} dB ({trend})"]
+    if all((m, "worst_case") in result.entries for m in chain):
+        for k, b in enumerate(result.options.budgets):
+            if b < 0.02:
+                continue
+            worst = [_mean(result.entries[(m, "worst_case")]["relative_error"][k]) for m in chain]
+            falls.append(_decreasing(worst))
+            parts.append(f"worst-case change at {100 * b:g}% {', '.join(f'{w:.4f}' for w in worst)} "
+                         f"({'falls' if falls[-1] else 'does not fall'})")
+    verdict = "reproduced" if all(falls) else (
+        "NOT reproduced: more regularisation did not make the method both less accurate and more stable")
+    return [f"Accuracy-stability trade-off along {' -> '.join(chain)}: " + "; ".join(parts)
+            + f". The theory's ordering is {verdict}."]
 
 
 def report_budget(result: Any) -> str:
