@@ -2,8 +2,10 @@
 
 ``kernel_pair64_r10`` / ``kernel_pair64_r05`` were trained (``stablerecon train
 configs/kernel_pair64_*.yaml``) noiselessly on random ellipses plus the fixed pair ``x*``,
-``x* + z`` with ``||A z|| / ||z|| = 0.1`` / ``0.05``; ``kernel_pair64_r10_jitter`` the same
-with measurement jitter. The theorem (Gottschling, Antun, Hansen, Adcock, SIAM Review 2025):
+``x* + z`` with ``||A z|| / ||z|| = 0.1`` / ``0.05``; ``kernel_pair64_r10_jitter`` and
+``kernel_pair64_r10_jitter50`` the same with measurement jitter 0.02 and 0.5 (random noise of
+relative level j has a component of only about ``j ||y|| / sqrt(m)`` along ``A z``: 0.02 leaves
+the pair distinguishable, which the benchmark reports). The theorem (Gottschling, Antun, Hansen, Adcock, SIAM Review 2025):
 accuracy ``delta`` on both forces a local Lipschitz constant of at least
 ``(||z|| - 2 delta) / ||A z||`` at ``A x*``. ``python benchmarks/kernel_experiment.py`` prints
 every number these tests check.
@@ -20,7 +22,8 @@ from stablerecon.training import TrainingData, pretrained, read_checkpoint
 from stablerecon.training.pretrained import pretrained_path
 
 NETS = ("kernel_pair64_r10", "kernel_pair64_r05")
-JITTER = "kernel_pair64_r10_jitter"
+JITTER_LOW = "kernel_pair64_r10_jitter"  # jitter 0.02: measured, too weak along A z to matter
+JITTER = "kernel_pair64_r10_jitter50"  # jitter 0.5
 
 
 def experiment(name: str) -> tuple[torch.nn.Module, object, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,11 +65,16 @@ def test_accuracy_on_the_pair_forces_instability(name: str, one_thread) -> None:
 
 @pytest.mark.slow
 def test_jitter_trades_the_pair_accuracy_for_stability(one_thread) -> None:  # type: ignore[no-untyped-def]
-    """(d) the same training with measurement jitter: delta grows and the bound vanishes."""
+    """(d) the same training with strong measurement jitter: delta grows and the bound
+    vanishes."""
     method, op, x_star, z, _ = experiment(NETS[0])
     jittered, _, _, _, _ = experiment(JITTER)
     sharp = pair_bound(method, x_star, op, z)
     blunt = pair_bound(jittered, x_star, op, z)
+    low = pair_bound(experiment(JITTER_LOW)[0], x_star, op, z)
+    print(f"delta / bound: no jitter {float(sharp.delta[0]):.3f} / {float(sharp.bound[0]):.2f}, "
+          f"jitter 0.02 {float(low.delta[0]):.3f} / {float(low.bound[0]):.2f}, "
+          f"jitter 0.5 {float(blunt.delta[0]):.3f} / {float(blunt.bound[0]):.2f}")
     assert float(blunt.delta[0]) > float(sharp.delta[0])
     assert float(blunt.bound[0]) <= 0.0 < float(sharp.bound[0])
 
@@ -75,7 +83,7 @@ def test_kernel_identity_for_every_method() -> None:
     """(e) with z0 exactly in ker A, ||f(Ax) - x|| + ||f(A(x + z0)) - (x + z0)|| >= ||z0|| for
     every method; the part of the error along z0 is its hallucination."""
     _, op, x_star, _, z0 = experiment(NETS[0])
-    methods = {name: pretrained(name) for name in (*NETS, JITTER)}
+    methods = {name: pretrained(name) for name in (*NETS, JITTER_LOW, JITTER)}
     methods["FIRENET"] = sr.nets.FIRENet(op, restarts=6)
     methods["TV"] = sr.solvers.SparseReconstructor("tv", op, max_iter=100)
     methods["zero-filled"] = lambda y, op: op.A_dagger(y).real
