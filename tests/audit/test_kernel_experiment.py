@@ -5,8 +5,8 @@ configs/kernel_pair64_*.yaml``) noiselessly on random ellipses plus the fixed pa
 ``x* + z`` with ``||A z|| / ||z|| = 0.1`` / ``0.05``; ``kernel_pair64_r10_jitter`` and
 ``kernel_pair64_r10_jitter50`` the same with measurement jitter 0.02 and 0.5 (random noise of
 relative level j has a component of only about ``j ||y|| / sqrt(m)`` along ``A z``: 0.02 leaves
-the pair distinguishable, which the benchmark reports). The theorem (Gottschling, Antun, Hansen, Adcock, SIAM Review 2025):
-accuracy ``delta`` on both forces a local Lipschitz constant of at least
+the pair distinguishable, which the benchmark reports). The theorem (Gottschling, Antun,
+Hansen, Adcock, SIAM Review 2025): accuracy ``delta`` on both forces a local Lipschitz constant of at least
 ``(||z|| - 2 delta) / ||A z||`` at ``A x*``. ``python benchmarks/kernel_experiment.py`` prints
 every number these tests check.
 """
