@@ -72,10 +72,23 @@ def _classical(kind: str, lam: float, op, wavelet: str = "haar"):
                                max_iter=FISTA_ITERATIONS)
 
 
+def _presets() -> list[str]:
+    """The shipped methods trained for the operator of ``unet_fourier128`` (the presets and their
+    jitter variants; not the kernel-experiment networks, which train on a fixed pair)."""
+    reference = read_checkpoint(pretrained_path("unet_fourier128")).config.operator
+    out = []
+    for name in available_pretrained():
+        cfg = read_checkpoint(pretrained_path(name)).config
+        if cfg.operator == reference and cfg.data.pair is None:
+            out.append(name)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="shipped method names or checkpoint paths (default: all shipped)")
+                        help="shipped method names or checkpoint paths (default: the shipped presets "
+                             "for 25%% Fourier at 128 and their jitter variants)")
     parser.add_argument("--test", type=int, default=50)
     parser.add_argument("--tune", type=int, default=16)
     parser.add_argument("--noise", type=float, default=0.01)
@@ -84,7 +97,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
 
-    names = args.methods or available_pretrained()
+    names = args.methods or _presets()
     checkpoints = {}
     for name in names:
         path = pretrained_path(name) if name in available_pretrained() else Path(name)
