@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -72,6 +73,15 @@ class StrictModel(BaseModel):
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+def _nonzero(value: float) -> float:
+    if value == 0:
+        raise ValueError("must be nonzero")
+    return value
+
+
+NonzeroFloat = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_nonzero)]
 
 
 class OperatorSpec(StrictModel):
@@ -170,17 +180,10 @@ class PairConfig(StrictModel):
 
     phantom_seed: Annotated[int, Field(ge=0, strict=True)] = 0
     diameter: Annotated[int, Field(ge=1, strict=True)] = 10
-    contrast: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    contrast: NonzeroFloat = 1.0
     position: tuple[int, int] | None = None
     ratio: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.1
     copies: PositiveInt = 1
-
-    @field_validator("contrast")
-    @classmethod
-    def _nonzero(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("must be nonzero")
-        return value
 
 
 class DataConfig(StrictModel):
@@ -282,7 +285,7 @@ class KernelTestConfig(StrictModel):
     troublesome-kernel bound)."""
 
     diameter: Annotated[int, Field(ge=1, strict=True)] = 9
-    contrast: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    contrast: NonzeroFloat = 1.0
     position: tuple[int, int] | None = None
     ratio: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)] = 0.1
 
@@ -293,18 +296,11 @@ class DetailTestConfig(StrictModel):
     ``noise``."""
 
     kind: Literal["blob", "text"] = "blob"
-    contrast: Annotated[float, Field(allow_inf_nan=False)] = 30 / 255
+    contrast: NonzeroFloat = 30 / 255
     size: Annotated[int, Field(ge=1, strict=True)] | None = None
     text: str = "OK"
     position: tuple[int, int] | None = None
     noise: NonNegativeFloat = 0.0
-
-    @field_validator("contrast")
-    @classmethod
-    def _nonzero(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("must be nonzero")
-        return value
 
 
 AUDIT_TESTS = ("accuracy", "worst_case", "random_noise", "kernel", "detail", "sampling")
