@@ -48,7 +48,8 @@ def test_the_pair_is_near_the_kernel_with_the_configured_ratio(name: str) -> Non
 def test_accuracy_on_the_pair_forces_instability(name: str, one_thread) -> None:  # type: ignore[no-untyped-def]
     """(a) the pair bound is positive: the network became accurate on both images; the
     perturbation e = A z realises the bound (triangle inequality); (b) the audit's search with
-    budget ||A z|| finds at least half of it; (c) FIRENET at the same point stays below 3."""
+    budget ||A z|| finds at least half of it; (c) FIRENET (stable setting) at the same point
+    stays below 3."""
     method, op, x_star, z, _ = experiment(name)
     res = pair_bound(method, x_star, op, z, search_steps=60, restarts=2)
     bound = float(res.bound[0])
@@ -58,7 +59,9 @@ def test_accuracy_on_the_pair_forces_instability(name: str, one_thread) -> None:
     assert bound > 0, "the network is not accurate on both images of the pair"
     assert float(res.direct[0]) >= bound * (1 - 1e-4)
     assert float(res.search[0]) >= 0.5 * bound
-    firenet = sr.nets.FIRENet(op)
+    # FIRENET in its stable setting (lam 1e-2, 5 steps per restart, as in the demo); its more
+    # accurate defaults (lam 2e-3, p 8) measure 3.5-3.7 here, reported by the benchmark
+    firenet = sr.nets.FIRENet(op, lam=1e-2, inner=5)
     stable = worst_case(firenet, op.A(x_star), op, budgets=[float(res.budget[0])], steps=30, restarts=1)
     assert float(stable.amplification[0, 0]) <= 3.0
 
