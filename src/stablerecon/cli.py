@@ -69,12 +69,13 @@ def list_components() -> None:
 
 def _print_summary(result: object) -> None:
     worst = f"worst@{100 * result.options.report_budget:g}%"
-    typer.echo(f"{'method':<18}{'PSNR':>7}{worst:>10}{'amplif.':>9}  verdict")
+    width = max(8, *(len(m) for m in result.methods)) + 2
+    typer.echo(f"{'method':<{width}}{'PSNR':>7}{worst:>10}{'amplif.':>9}  verdict")
     for row in result.summary():
         psnr = f"{row['psnr']:.2f}" if "psnr" in row else "-"
         worst = f"{row['worst_relative_change']:.4f}" if "worst_relative_change" in row else "-"
         amp = f"{row['amplification']:.2f}" if "amplification" in row else "-"
-        typer.echo(f"{row['method']:<18}{psnr:>7}{worst:>10}{amp:>9}  {row['verdict']}")
+        typer.echo(f"{row['method']:<{width}}{psnr:>7}{worst:>10}{amp:>9}  {row['verdict']}")
 
 
 def _run_audit(cfg: object, out: Path, progress: bool) -> None:
