@@ -351,7 +351,6 @@ class AuditOptions(StrictModel):
         return self
 
 
-METHOD_KINDS = ("zero_filled", "fista", "tv", "primal_dual", "firenet", "pretrained", "checkpoint")
 
 
 class MethodSpec(StrictModel):
