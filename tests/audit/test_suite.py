@@ -370,3 +370,13 @@ def test_any_object_with_a_and_adjoint_is_audited(one_thread) -> None:  # type: 
     expected = torch.linalg.vector_norm(x.reshape(2, -1) @ proj.T, dim=1)
     assert torch.allclose(torch.tensor(kernel["error_x"], dtype=torch.float64), expected, rtol=1e-8)
     assert min(kernel["identity_gap"]) >= -1e-9
+
+
+def test_auditing_a_subset_keeps_the_folder_s_other_entries(problem, tmp_path: Path, one_thread) -> None:  # type: ignore[no-untyped-def]
+    op, x = problem
+    both = {"calm": Linear(op, 2.0), "wild": Linear(op, 6.0, seed=1)}
+    run(both, op, x, tests=["accuracy"], options=FAST, out=tmp_path, progress=False)
+    first = _entries(tmp_path)
+    sub = run({"calm": both["calm"]}, op, x, tests=["accuracy"], options=FAST, out=tmp_path, progress=False)
+    assert [r["method"] for r in sub.summary()] == ["calm"]
+    assert _entries(tmp_path) == first  # nothing recomputed, nothing lost

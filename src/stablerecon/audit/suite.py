@@ -633,11 +633,12 @@ def run(
             ) from None
         raise
     bar.close()
-    # keep only the requested methods and tests (a resumed folder may hold more)
+    if folder is not None:
+        write_json(folder / "results.json", result.to_json())  # every entry of the folder
+    # the result and its report cover the requested methods and tests (a folder may hold more)
     result.entries = {k: v for k, v in result.entries.items() if k in set(units)}
     result.arrays = {k: v for k, v in result.arrays.items() if k in set(units)}
     if folder is not None:
-        write_json(folder / "results.json", result.to_json())
         if report:
             from ..report import write_report
 
