@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..operators.nullspace import KernelSplit, kernel_split
-from .perturbation import batch_norm
+from .perturbation import batch_norm, worst_case
 
 __all__ = ["KernelSplit", "KernelResult", "kernel_split", "kernel_test", "PairBoundResult", "pair_bound"]
 
@@ -38,7 +38,8 @@ class KernelResult:
       bound of the troublesome-kernel theorem (``<= 0``: the method is not accurate on both);
     - ``hallucination``: cosine between the error ``f(A x) - x`` and ``z`` (the part of the
       error put along the detail on an image without it);
-    - ``detection``: cosine between ``f(A (x + z)) - f(A x)`` and ``z``;
+    - ``detection``: cosine between ``f(A (x + z)) - f(A x)`` and ``z``; ``change`` its norm
+      ``||f(A (x + z)) - f(A x)||``;
     - ``identity_gap``: ``error_x + error_xz - ||z||``, which the triangle inequality makes
       ``>= 0`` for every method when ``z`` is exactly in the kernel;
     - ``transfer``: for another image ``x'``, cosine between ``f(A x' + A z) - f(A x')`` and
@@ -52,6 +53,7 @@ class KernelResult:
     bound: Tensor
     hallucination: Tensor
     detection: Tensor
+    change: Tensor
     identity_gap: Tensor
     transfer: Tensor | None
 
@@ -81,7 +83,7 @@ def kernel_test(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor,
             z_norm=z_norm, measurement_ratio=az_norm / z_norm, error_x=ex, error_xz=exz,
             bound=(z_norm - 2 * torch.maximum(ex, exz)) / az_norm.clamp_min(1e-30),
             hallucination=_cosine(fx - x, z), detection=_cosine(fxz - fx, z),
-            identity_gap=ex + exz - z_norm, transfer=transfer,
+            change=batch_norm(fxz - fx), identity_gap=ex + exz - z_norm, transfer=transfer,
         )
 
 
@@ -116,18 +118,10 @@ def pair_bound(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor, 
     """Accuracy of ``method`` on ``x`` and ``x + z``, the resulting Lipschitz lower bound, the
     amplification of ``e = A z`` and, with ``search_steps > 0``, of the worst case found by the
     audit's search within ``||e|| <= ||A z||`` (one search per image)."""
-    from .perturbation import worst_case
-
-    if not isinstance(x, Tensor) or not isinstance(z, Tensor) or x.shape != z.shape or x.ndim != 4:
-        raise ValueError("arguments 'x' and 'z' must be tensors of the same (B, C, H, W) shape")
+    kt = kernel_test(method, x, op, z)
     with torch.no_grad():
-        y, az = op.A(x), op.A(z)
-        fx = method(y, op)
-        fxz = method(y + az, op)
-        fx, fxz = (t.real if t.is_complex() and not x.is_complex() else t for t in (fx, fxz))
-        z_norm, az_norm = batch_norm(z), batch_norm(az).clamp_min(1e-30)
-        ex, exz = batch_norm(fx - x), batch_norm(fxz - x - z)
-        delta = torch.maximum(ex, exz)
+        y = op.A(x)
+        az_norm = batch_norm(op.A(z)).clamp_min(1e-30)
         budget = az_norm / batch_norm(y)
     search = None
     if search_steps > 0:
@@ -137,5 +131,6 @@ def pair_bound(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor, 
                              restarts=restarts, seed=seed)
             found.append(res.amplification[0, 0])
         search = torch.stack(found)
-    return PairBoundResult(z_norm, az_norm, ex, exz, delta, (z_norm - 2 * delta) / az_norm,
-                           batch_norm(fxz - fx) / az_norm, budget, search)
+    delta = torch.maximum(kt.error_x, kt.error_xz)
+    return PairBoundResult(kt.z_norm, az_norm, kt.error_x, kt.error_xz, delta, kt.bound, kt.change / az_norm,
+                           budget, search)
