@@ -48,6 +48,7 @@ def list_components() -> None:
 
     typer.echo("methods:")
     typer.echo(f"  {'firenet':<12} {'FIRENet':<24} restarted primal-dual network (stable, no training)")
+    typer.echo(f"  {'dip':<12} {'DeepImagePrior':<24} untrained generator fitted per measurement")
     for method in SparseReconstructor.METHODS:
         label = SparseReconstructor(method).name
         typer.echo(f"  {method:<12} {'SparseReconstructor':<24} {label}")

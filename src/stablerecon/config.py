@@ -360,16 +360,19 @@ class MethodSpec(StrictModel):
     - ``fista`` (l1-wavelet LASSO), ``tv``, ``primal_dual`` (square-root LASSO, plain Chambolle-Pock): a
       :class:`~stablerecon.solvers.SparseReconstructor`, optional ``lam`` and ``max_iter``;
     - ``firenet``: :class:`~stablerecon.nets.FIRENet`, optional ``lam``, ``restarts``, ``inner``;
+    - ``dip``: the Deep Image Prior in its cheap audit setting
+      (:meth:`~stablerecon.nets.DeepImagePrior.cheap`), optional ``steps`` (default 300);
     - ``pretrained``: shipped weights ``weights`` (e.g. ``unet_fourier128``);
     - ``checkpoint``: a trained checkpoint or run folder at path ``weights``.
     """
 
     name: Annotated[str, Field(min_length=1)]
-    kind: Literal["zero_filled", "fista", "tv", "primal_dual", "firenet", "pretrained", "checkpoint"]
+    kind: Literal["zero_filled", "fista", "tv", "primal_dual", "firenet", "dip", "pretrained", "checkpoint"]
     lam: PositiveFloat | None = None
     max_iter: PositiveInt | None = None
     restarts: PositiveInt | None = None
     inner: PositiveInt | None = None
+    steps: PositiveInt | None = None
     weights: str | None = None
 
     @model_validator(mode="after")
@@ -386,10 +389,11 @@ class MethodSpec(StrictModel):
                 raise ValueError(f"unknown shipped weights {self.weights!r}; "
                                  f"choose from {available_pretrained()}")
         misplaced = [f for f in ("lam", "max_iter") if getattr(self, f) is not None
-                     and self.kind in ("zero_filled", "pretrained", "checkpoint")]
+                     and self.kind in ("zero_filled", "dip", "pretrained", "checkpoint")]
         misplaced += [f for f in ("restarts", "inner")
                       if getattr(self, f) is not None and self.kind != "firenet"]
         misplaced += ["max_iter"] if self.kind == "firenet" and self.max_iter is not None else []
+        misplaced += ["steps"] if self.kind != "dip" and self.steps is not None else []
         if misplaced:
             raise ValueError(f"fields {misplaced} do not apply to kind {self.kind!r}")
         return self

@@ -33,7 +33,7 @@ class ZeroFilled(nn.Module):
 
 def build_method(spec: MethodSpec, op: LinearOperator) -> nn.Module:
     """The method ``spec`` describes, for operator ``op`` (in eval mode)."""
-    from .nets import FIRENet
+    from .nets import DeepImagePrior, FIRENet
     from .solvers import SparseReconstructor
     from .training import load, pretrained
 
@@ -44,6 +44,8 @@ def build_method(spec: MethodSpec, op: LinearOperator) -> nn.Module:
     if spec.kind == "firenet":
         kwargs = {k: getattr(spec, k) for k in ("lam", "restarts", "inner") if getattr(spec, k) is not None}
         return FIRENet(op, **kwargs)
+    if spec.kind == "dip":
+        return DeepImagePrior.cheap(**({"steps": spec.steps} if spec.steps is not None else {}))
     if spec.kind == "pretrained":
         return pretrained(spec.weights, op).eval()
     return load(spec.weights, op).eval()
