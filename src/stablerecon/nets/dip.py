@@ -399,7 +399,7 @@ class ExponentialVariance(EarlyStopping):
 
     name = "ES-EMV"
 
-    def __init__(self, alpha: float = 0.1, patience: int = 300, warmup: int | None = None) -> None:
+    def __init__(self, alpha: float = 0.05, patience: int = 300, warmup: int | None = None) -> None:
         alpha = _positive_float(alpha, "alpha")
         if alpha >= 1:
             raise ValueError(f"argument 'alpha' must be in (0, 1), got {alpha!r}")
@@ -597,6 +597,13 @@ class DeepImagePrior(nn.Module):
         first), e.g. for MRI with phase. Default: a real image.
     divergence_factor, backup_every:
         The divergence guard (see above).
+    monitor:
+        What the early-stopping rule watches: ``"clean"`` (default) the output ``G(z)`` at the
+        unperturbed code (one extra forward pass per iteration), ``"raw"`` the output of the
+        training step (at the perturbed code), ``"ema"`` the averaged output. With input
+        perturbation the raw outputs' variance mostly measures the perturbation, which shrinks
+        as the fit goes on, so the variance keeps falling past the PSNR peak; the clean output's
+        variance measures the drift of the fit itself, lowest near the peak.
     seed:
         Seeds the default generator's initial weights, the code ``z`` and the perturbations.
     progress:
@@ -620,7 +627,7 @@ class DeepImagePrior(nn.Module):
                  input_noise_std: float = 1 / 30, ema: float | None = 0.99,
                  early_stopping: EarlyStopping | str | None = "wmv", input_channels: int = 32,
                  input_scale: float = 0.1, complex_image: bool = False, divergence_factor: float = 5.0,
-                 backup_every: int = 20, monitor: Literal["raw", "clean", "ema"] = "raw", seed: int = 0,
+                 backup_every: int = 20, monitor: Literal["raw", "clean", "ema"] = "clean", seed: int = 0,
                  progress: bool = True, op: LinearOperator | None = None) -> None:
         super().__init__()
         if generator is not None and not isinstance(generator, nn.Module):
