@@ -70,18 +70,6 @@ def _generator(channels: int, depth: int = 5) -> SkipNet:
     return SkipNet(depth=depth, channels_down=channels, channels_up=channels)
 
 
-def replay(values: np.ndarray, patience: int) -> tuple[int | None, int | None]:
-    """The choice of an early-stopping rule with ``patience`` from its recorded scores:
-    ``(chosen iteration, iteration at which it stops)``; ``(argmin, None)`` if it never stops."""
-    best, best_value = None, math.inf
-    for t, v in enumerate(values):
-        if np.isfinite(v) and v < best_value:
-            best, best_value = t, v
-        elif best is not None and t - best >= patience:
-            return best, t
-    return best, None
-
-
 # ----------------------------------------------------------------------------- tasks
 
 
@@ -188,10 +176,10 @@ def task_denoise(args: argparse.Namespace, done: dict, save: Callable[[], None])
         result = dip.fit(y, Identity(size), truth=x, observers=[emv])
         rec = _fit_record(result, args.denoise_steps) | {"noisy_psnr": noisy}
         curve = result.psnr_curve
-        rules = {"ES-WMV": (result.variances, args.patience)}
-        rules["ES-EMV"] = (result.observed["ES-EMV"], args.patience)
-        for rule, (values, patience) in rules.items():
-            chosen, stop = replay(values, patience)
+        rules = {"ES-WMV": (result.variances, WindowedVariance(args.window, args.patience)),
+                 "ES-EMV": (result.observed["ES-EMV"], ExponentialVariance(args.alpha, args.patience))}
+        for rule, (values, replayer) in rules.items():
+            chosen, stop = replayer.replay(values)
             ran = stop + 1 if stop is not None else args.denoise_steps
             at = float(curve[chosen]) if chosen is not None else None
             rec[rule] = {"iteration": chosen, "psnr": at, "stopped_at": stop, "iterations_run": ran,
@@ -252,7 +240,7 @@ def task_sr(args: argparse.Namespace) -> dict:
 
 def _tuned_tv(op, y: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
     best = (-math.inf, math.nan)
-    for lam in (1e-3, 3e-3, 1e-2, 3e-2):
+    for lam in (3e-4, 1e-3, 3e-3, 1e-2, 3e-2):
         with torch.no_grad():
             x_hat = SparseReconstructor("tv", op, lam=lam, max_iter=500)(y, op)
         best = max(best, (_db(x_hat, x), lam))
@@ -305,7 +293,7 @@ def main() -> None:
     parser.add_argument("--denoise-steps", type=int, default=3000)
     parser.add_argument("--inpaint-steps", type=int, default=3000)
     parser.add_argument("--sr-steps", type=int, default=2000)
-    parser.add_argument("--mri-steps", type=int, default=2000)
+    parser.add_argument("--mri-steps", type=int, default=4000)
     parser.add_argument("--impedance-steps", type=int, default=1000)
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--patience", type=int, default=300)

@@ -73,6 +73,10 @@ def test_examples_run(path: Path, capsys: pytest.CaptureFixture[str], tmp_path: 
         assert scores["FIRENET"] > scores["plain CP"] + 3.0
         figure = plt.imread(tmp_path / "firenet_mri.png")
         assert figure.ndim == 3 and figure.shape[1] > 2 * figure.shape[0]
+    if path.name == "dip_denoise.py":
+        noisy, stop, oracle = (float(v) for v in re.findall(r"PSNR ([\d.]+) dB", out))
+        assert stop >= noisy + 5 and stop >= oracle - 1.5
+        assert plt.imread(tmp_path / "dip_denoise.png").ndim == 3
     if path.name == "trained_mri.py":
         rows = re.finditer(r"^(.+?)\s+PSNR ([\d.]+) dB", out, re.M)
         scores = {m.group(1).strip(): float(m.group(2)) for m in rows}

@@ -208,6 +208,12 @@ def test_early_stopping_returns_the_outputs_of_the_chosen_iteration() -> None:
     assert result.stop_psnr == pytest.approx(
         10 * math.log10(1 / float((result.image - x).pow(2).mean())), abs=1e-4)
     assert rule.best_iteration is None  # the template is untouched: each fit uses a copy
+    # the rule does not change the fit: replaying the scores of an unstopped fit gives the same choice
+    watcher = WindowedVariance(window=5, patience=10**6)
+    full = DeepImagePrior(tiny_skip(), steps=result.iterations_run + 20, early_stopping=watcher,
+                          progress=False).fit(y, Identity(32), truth=x)
+    assert rule.replay(full.variances) == (result.stop_iteration, result.iterations_run - 1)
+    assert np.array_equal(full.psnr_ema[: result.iterations_run], result.psnr_ema)
 
 
 class _Faulty(nn.Module):

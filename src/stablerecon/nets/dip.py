@@ -336,6 +336,18 @@ class EarlyStopping:
         """The score of the newest output ``x`` (NaN while the rule cannot score yet)."""
         raise NotImplementedError
 
+    def replay(self, values: Sequence[float]) -> tuple[int | None, int | None]:
+        """What the rule would choose from recorded scores ``values`` (e.g. the ``variances``
+        of a fit run with a patience longer than the schedule): ``(chosen iteration, iteration
+        at which it stops)``, the second ``None`` if it would not stop. Does not change the rule."""
+        best, best_value = None, math.inf
+        for t, value in enumerate(values):
+            if math.isfinite(value) and value < best_value:
+                best, best_value = t, value
+            elif best is not None and t - best >= self.patience:
+                return best, t
+        return best, None
+
     def update(self, iteration: int, x: torch.Tensor) -> bool:
         """Record the output ``x`` of ``iteration``; return whether it is the new best."""
         value = self.score(x.detach())
