@@ -14,15 +14,17 @@ channels (``--channels``). It reports
 * ``impedance`` (the paper's Fig. 2): iterations for the fit of ``camera``, of ``camera`` with
   its pixels shuffled, and of uniform noise to reach MSE 0.005, for the encoder-decoder alone
   (no skip branches, "hourglass") and for the skip network (4 skip channels);
-* ``denoise`` (sigma = 25/255, five images): the PSNR curve's peak (oracle) and its iteration,
-  the final PSNR after the whole schedule, the EMA against the raw output, and the ES-WMV and
-  ES-EMV choices (iteration, PSNR, iterations saved against the fixed schedule);
+* ``denoise`` (sigma = 25/255, five images);
 * ``inpaint`` (50% Bernoulli mask on ``camera``) against ``skimage.restoration.inpaint_biharmonic``;
 * ``sr`` (x4 box downsampling) against bicubic interpolation (``skimage.transform.resize``,
   order 3);
 * ``mri`` (25% variable-density Fourier, 1% noise; Shepp-Logan and ``camera``) against
   zero-filling and TV with ``lam`` tuned on the truth;
 * ``ct`` (Radon, 60 angles, 1% noise) against filtered back-projection.
+
+For every fit it records the PSNR curve's peak (the oracle) and its iteration, the PSNR after
+the whole fixed schedule, and the choices of ES-WMV and ES-EMV (iteration, PSNR of the EMA and
+of the raw output there, iterations run and saved against the schedule, gap to the oracle).
 
 Each finished case is written at once (atomically) to ``dip.json``; a rerun skips finished
 cases, so an interrupted run resumes. ``--quick`` runs 64 x 64 images, short schedules and one
@@ -46,7 +48,7 @@ import torch
 
 from stablerecon import data
 from stablerecon.metrics import psnr
-from stablerecon.nets.dip import DeepImagePrior, DIPResult, ExponentialVariance, SkipNet, WindowedVariance
+from stablerecon.nets.dip import DeepImagePrior, ExponentialVariance, SkipNet, WindowedVariance
 from stablerecon.operators import Downsample, Identity, Inpainting, Radon, SubsampledFourier, masks, noise
 from stablerecon.solvers import SparseReconstructor
 
@@ -144,18 +146,36 @@ def task_impedance(args: argparse.Namespace) -> dict:
     return out
 
 
-def _fit_record(result: DIPResult, schedule: int) -> dict:
-    curve = result.psnr_curve
+def _fit(args: argparse.Namespace, y: torch.Tensor, op, x: torch.Tensor, schedule: int) -> dict:
+    """Fit the whole ``schedule`` with ES-WMV and ES-EMV watching, and replay where each rule
+    would have stopped (a rule never changes the fit, only where it ends)."""
+    dip = DeepImagePrior(_generator(args.channels), steps=schedule,
+                         early_stopping=WindowedVariance(args.window, 10**9), monitor=args.monitor,
+                         progress=not args.quick)
+    result = dip.fit(y, op, truth=x, observers=[ExponentialVariance(alpha=args.alpha, patience=10**9)])
+    curve = result.psnr_curve  # of the EMA output, which the method returns
     rec = {
-        "oracle_iteration": result.oracle_iteration, "oracle_psnr": result.oracle_psnr,
-        "final_psnr": float(curve[-1]), "iterations_run": result.iterations_run, "schedule": schedule,
-        "stop_iteration": result.stop_iteration, "stop_psnr": result.stop_psnr,
+        "schedule": schedule, "oracle_iteration": result.oracle_iteration, "oracle_psnr": result.oracle_psnr,
+        "final_psnr": float(curve[-1]), "final_raw_psnr": float(result.psnr[-1]),
         "restores": len(result.restores), "seconds": result.seconds,
     }
-    if result.psnr_ema.size:
-        rec["raw_psnr_at_stop"] = float(result.psnr[result.stop_iteration])
-        rec["ema_psnr_at_stop"] = float(result.psnr_ema[result.stop_iteration])
+    rules = {"ES-WMV": (result.variances, WindowedVariance(args.window, args.patience)),
+             "ES-EMV": (result.observed["ES-EMV"], ExponentialVariance(args.alpha, args.patience))}
+    for rule, (values, replayer) in rules.items():
+        chosen, stop = replayer.replay(values)
+        ran = stop + 1 if stop is not None else schedule
+        at = float(curve[chosen]) if chosen is not None else None
+        raw = None if chosen is None else float(result.psnr[chosen])
+        rec[rule] = {"iteration": chosen, "psnr": at, "raw_psnr": raw,
+                     "stopped_at": stop, "iterations_run": ran, "saved": schedule - ran,
+                     "gap_to_oracle": None if at is None else result.oracle_psnr - at}
     return rec
+
+
+def _line(rec: dict) -> str:
+    wmv = rec["ES-WMV"]
+    return (f"peak {rec['oracle_psnr']:5.2f} @ {rec['oracle_iteration']:4d}, final {rec['final_psnr']:5.2f}, "
+            f"ES-WMV {wmv['psnr']:5.2f} @ {wmv['iteration']} (ran {wmv['iterations_run']}/{rec['schedule']})")
 
 
 def task_denoise(args: argparse.Namespace, done: dict, save: Callable[[], None]) -> dict:
@@ -166,32 +186,10 @@ def task_denoise(args: argparse.Namespace, done: dict, save: Callable[[], None])
             continue
         x = data.image(name, size)
         y = x + SIGMA * torch.randn(x.shape, generator=torch.Generator().manual_seed(100 + k))
-        noisy = _db(y, x)
-        # Run the whole schedule with both rules watching; their stopping decisions are replayed
-        # from the recorded scores (a rule never changes the fit, only where it ends).
-        dip = DeepImagePrior(_generator(args.channels), steps=args.denoise_steps,
-                             early_stopping=WindowedVariance(args.window, 10**9), monitor=args.monitor,
-                             progress=not args.quick)
-        emv = ExponentialVariance(alpha=args.alpha, patience=10**9)
-        result = dip.fit(y, Identity(size), truth=x, observers=[emv])
-        rec = _fit_record(result, args.denoise_steps) | {"noisy_psnr": noisy}
-        curve = result.psnr_curve
-        rules = {"ES-WMV": (result.variances, WindowedVariance(args.window, args.patience)),
-                 "ES-EMV": (result.observed["ES-EMV"], ExponentialVariance(args.alpha, args.patience))}
-        for rule, (values, replayer) in rules.items():
-            chosen, stop = replayer.replay(values)
-            ran = stop + 1 if stop is not None else args.denoise_steps
-            at = float(curve[chosen]) if chosen is not None else None
-            rec[rule] = {"iteration": chosen, "psnr": at, "stopped_at": stop, "iterations_run": ran,
-                         "saved": args.denoise_steps - ran,
-                         "gap_to_oracle": None if at is None else result.oracle_psnr - at}
+        rec = _fit(args, y, Identity(size), x, args.denoise_steps) | {"noisy_psnr": _db(y, x)}
         done[name] = rec
         save()
-        wmv = rec["ES-WMV"]
-        print(f"  {name:10s} noisy {noisy:5.2f}  peak {rec['oracle_psnr']:5.2f} "
-              f"@ {rec['oracle_iteration']:4d} final {rec['final_psnr']:5.2f}  "
-              f"ES-WMV {wmv['psnr']:5.2f} @ {wmv['iteration']} "
-              f"(ran {wmv['iterations_run']}/{args.denoise_steps})")
+        print(f"  {name:10s} noisy {rec['noisy_psnr']:5.2f}  {_line(rec)}")
     return done
 
 
@@ -205,15 +203,11 @@ def task_inpaint(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     reference = inpaint_biharmonic(np.where(mask.numpy(), x[0, 0].numpy(), 0.0), ~mask.numpy())
     bih_seconds = time.perf_counter() - t
-    dip = DeepImagePrior(_generator(args.channels), steps=args.inpaint_steps, early_stopping=None,
-                         progress=not args.quick)
-    result = dip.fit(op.A(x), op, truth=x)
-    out = _fit_record(result, args.inpaint_steps) | {
+    out = _fit(args, op.A(x), op, x, args.inpaint_steps) | {
         "biharmonic_psnr": _db(torch.from_numpy(reference).float()[None, None], x),
         "biharmonic_seconds": bih_seconds, "observed_fraction": float(mask.float().mean()),
         "zero_filled_psnr": _db(op.A_adjoint(op.A(x)), x)}
-    print(f"  camera 50%: DIP {out['stop_psnr']:.2f} dB (peak {out['oracle_psnr']:.2f}), biharmonic "
-          f"{out['biharmonic_psnr']:.2f} dB")
+    print(f"  camera 50%: DIP {_line(out)}; biharmonic {out['biharmonic_psnr']:.2f} dB")
     return out
 
 
@@ -228,13 +222,10 @@ def task_sr(args: argparse.Namespace) -> dict:
         y = op.A(x)
         bicubic = resize(y[0, 0].numpy().astype(np.float64), (size, size), order=3, mode="reflect",
                          anti_aliasing=False)
-        dip = DeepImagePrior(_generator(args.channels), steps=args.sr_steps, early_stopping=None,
-                             progress=not args.quick)
-        result = dip.fit(y, op, truth=x)
-        out[name] = _fit_record(result, args.sr_steps) | {
+        out[name] = _fit(args, y, op, x, args.sr_steps) | {
             "bicubic_psnr": _db(torch.from_numpy(np.clip(bicubic, 0, 1)).float()[None, None], x),
             "nearest_psnr": _db(op.A_dagger(y), x)}
-        print(f"  {name} x4: DIP {out[name]['stop_psnr']:.2f} dB, bicubic {out[name]['bicubic_psnr']:.2f} dB")
+        print(f"  {name} x4: DIP {_line(out[name])}; bicubic {out[name]['bicubic_psnr']:.2f} dB")
     return out
 
 
@@ -256,13 +247,10 @@ def task_mri(args: argparse.Namespace) -> dict:
         clean = op.A(x)
         y = clean + noise.gaussian_like(clean, rel=0.01, seed=1)
         tv_psnr, tv_lam = _tuned_tv(op, y, x)
-        dip = DeepImagePrior(_generator(args.channels), steps=args.mri_steps, early_stopping=None,
-                             progress=not args.quick)
-        result = dip.fit(y, op, truth=x)
-        out[name] = _fit_record(result, args.mri_steps) | {
+        out[name] = _fit(args, y, op, x, args.mri_steps) | {
             "zero_filled_psnr": _db(op.A_dagger(y), x), "tv_psnr": tv_psnr, "tv_lam": tv_lam}
-        print(f"  {name}: DIP {out[name]['stop_psnr']:.2f} dB, zero-filled "
-              f"{out[name]['zero_filled_psnr']:.2f}, TV {tv_psnr:.2f} (lam {tv_lam:g})")
+        print(f"  {name}: DIP {_line(out[name])}; zero-filled {out[name]['zero_filled_psnr']:.2f}, "
+              f"TV {tv_psnr:.2f} (lam {tv_lam:g})")
     return out
 
 
@@ -272,11 +260,8 @@ def task_ct(args: argparse.Namespace) -> dict:
     x = data.shepp_logan(size)
     clean = op.A(x)
     y = clean + noise.gaussian_like(clean, rel=0.01, seed=1)
-    dip = DeepImagePrior(_generator(args.channels), steps=args.mri_steps, early_stopping=None,
-                         progress=not args.quick)
-    result = dip.fit(y, op, truth=x)
-    out = _fit_record(result, args.mri_steps) | {"fbp_psnr": _db(op.A_dagger(y), x)}
-    print(f"  shepp_logan CT 60 angles: DIP {out['stop_psnr']:.2f} dB, FBP {out['fbp_psnr']:.2f} dB")
+    out = _fit(args, y, op, x, args.mri_steps) | {"fbp_psnr": _db(op.A_dagger(y), x)}
+    print(f"  shepp_logan CT 60 angles: DIP {_line(out)}; FBP {out['fbp_psnr']:.2f} dB")
     return out
 
 

@@ -66,17 +66,18 @@ def test_audit_benchmark_times_the_search_against_bare_passes(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_dip_benchmark_writes_json_and_resumes(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(BENCH / "dip.py"), "--quick", "--tasks", "sr", "denoise",
+    cmd = [sys.executable, str(BENCH / "dip.py"), "--quick", "--threads", "1", "--tasks", "sr", "denoise",
            "--out", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     payload = json.loads((tmp_path / "dip.json").read_text())
     sr_case = payload["tasks"]["sr"]["camera"]
-    assert sr_case["iterations_run"] == sr_case["schedule"] == 400
+    assert sr_case["schedule"] == 400 and sr_case["oracle_psnr"] >= sr_case["final_psnr"]
     denoise = payload["tasks"]["denoise"]["camera"]
     # a rule's choice lies within the iterations run, and its PSNR is the curve's at that point
     for rule in ("ES-WMV", "ES-EMV"):
         chosen = denoise[rule]
         assert chosen["iteration"] is None or chosen["iteration"] < chosen["iterations_run"] <= 400
+        assert chosen["psnr"] is None or chosen["psnr"] <= denoise["oracle_psnr"]
     assert denoise["oracle_psnr"] >= denoise["ES-WMV"]["psnr"]
     assert "bicubic" in first.stdout and not list(tmp_path.glob("*.tmp"))
     (tmp_path / "dip.json").write_text(json.dumps(payload | {"marker": 1}))
