@@ -576,6 +576,10 @@ class DeepImagePrior(nn.Module):
     output) at the iteration chosen by ``early_stopping`` (ES-WMV by default), or at the last
     of ``steps`` iterations without a rule.
 
+    The variance rules are made for noisy data (denoising, where the PSNR peaks and falls). On
+    problems with little noise whose PSNR keeps rising slowly (MRI, CT) they stop too early:
+    use ``early_stopping=None`` and a fixed schedule there (``benchmarks/dip.py`` measures both).
+
     A divergence guard keeps a copy of the weights and optimiser state every ``backup_every``
     iterations; when the loss is not finite or exceeds ``divergence_factor`` times the loss at
     that copy, the copy is restored (the paper's code does the same on a 5 dB drop).
