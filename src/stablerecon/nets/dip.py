@@ -632,7 +632,7 @@ class DeepImagePrior(nn.Module):
     >>> from stablerecon.operators import Identity
     >>> x = torch.rand(1, 1, 32, 32)
     >>> dip = DeepImagePrior(SkipNet(depth=3, channels_down=8, channels_up=8), steps=20, progress=False)
-    >>> dip(x + 0.1 * torch.randn(1, 1, 32, 32), Identity()).shape
+    >>> dip(x + 0.1 * torch.randn(1, 1, 32, 32), Identity(32)).shape
     torch.Size([1, 1, 32, 32])
     """
 
