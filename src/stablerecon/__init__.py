@@ -8,7 +8,10 @@ Submodules are imported on first use (``import stablerecon as sr; sr.operators..
 - :mod:`stablerecon.metrics` PSNR, SSIM, NMSE, relative error;
 - :mod:`stablerecon.data` shipped images, phantoms, detail insertion, corruptions;
 - :mod:`stablerecon.solvers` FISTA, Chambolle-Pock (square-root LASSO, TV), the FIRENET restarts;
-- :mod:`stablerecon.nets` FIRENET, U-Net, post-processing and unrolled (ItNet) networks;
+- :mod:`stablerecon.nets` FIRENET, U-Net, post-processing and unrolled (ItNet) networks, the
+  Deep Image Prior;
+- :mod:`stablerecon.posterior` invertible networks for posteriors, problems with simulators,
+  calibration diagnostics;
 - :mod:`stablerecon.config` validated configs; :mod:`stablerecon.training` training, checkpoints,
   shipped weights (``training.pretrained(name)``);
 - :mod:`stablerecon.audit` the stability tests and the suite ``audit.run``; :mod:`stablerecon.report`
@@ -23,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "config", "training", "audit",
-               "report", "methods", "runner")
+_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "posterior", "config",
+               "training", "audit", "report", "methods", "runner")
 
 __all__ = ["__version__", *_SUBMODULES]
 

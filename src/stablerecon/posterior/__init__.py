@@ -3,9 +3,13 @@
 - :mod:`~stablerecon.posterior.mmd`: maximum mean discrepancy with inverse multiquadric kernels.
 - :mod:`~stablerecon.posterior.calibration`: calibration error, SBC, ``Err_post``,
   ``Err_resim`` and MAP estimates from posterior samples.
+- :mod:`~stablerecon.posterior.problems`: simulators (8-mode mixture, inverse kinematics,
+  linear-Gaussian) and rejection ABC.
+- :mod:`~stablerecon.posterior.inn`: affine coupling blocks and invertible networks;
+  :class:`ConditionalINN` (:mod:`~stablerecon.posterior.cinn`), trained by maximum likelihood.
 """
 
-from . import calibration, mmd
+from . import calibration, cinn, inn, mmd, problems
 from .calibration import (
     CalibrationResult,
     calibration_curve,
@@ -16,11 +20,24 @@ from .calibration import (
     sbc_ranks,
     sbc_test,
 )
+from .cinn import ConditionalINN
+from .inn import AffineCoupling, InvertibleNetwork
 from .mmd import inverse_multiquadric
+from .problems import GaussianMixture, InverseKinematics, LinearGaussian, rejection_abc
 
 __all__ = [
     "calibration",
+    "cinn",
+    "inn",
     "mmd",
+    "problems",
+    "ConditionalINN",
+    "AffineCoupling",
+    "InvertibleNetwork",
+    "GaussianMixture",
+    "InverseKinematics",
+    "LinearGaussian",
+    "rejection_abc",
     "inverse_multiquadric",
     "CalibrationResult",
     "calibration_curve",

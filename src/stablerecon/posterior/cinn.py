@@ -1,0 +1,138 @@
+r"""The conditional INN (cINN): a posterior ``p(x | y)`` trained by maximum likelihood.
+
+Ardizzone, Lüth, Kruse, Rother, Köthe, "Guided image generation with conditional invertible
+neural networks", 2019: an invertible map ``z = f(x; y)`` conditioned on the observation is
+trained so that ``z ~ N(0, I)``,
+
+.. math:: \mathcal L = E_{(x, y)} \Big[ \tfrac12 \|f(x; y)\|^2 - \log |\det J_f(x; y)| \Big],
+
+the negative log-likelihood of ``x`` under the change of variables; sampling ``z ~ N(0, I)``
+and inverting gives posterior samples. Inputs are standardised with the training data's
+moments (kept as buffers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .inn import InvertibleNetwork
+from .problems import Problem
+
+__all__ = ["ConditionalINN"]
+
+
+class ConditionalINN(nn.Module):
+    """Conditional invertible network for posterior sampling.
+
+    Parameters
+    ----------
+    dim_x, dim_y:
+        Dimensions of the unknown and of the observation.
+    blocks, hidden, layers, clamp:
+        Affine coupling blocks, width and depth of their sub-networks, soft clamp of the scales.
+    seed:
+        Seeds the initial weights and the permutations.
+    """
+
+    def __init__(self, dim_x: int, dim_y: int, blocks: int = 8, hidden: int = 128, layers: int = 2,
+                 clamp: float = 2.0, seed: int = 0) -> None:
+        super().__init__()
+        if dim_x < 2:
+            raise ValueError(f"argument 'dim_x' must be >= 2, got {dim_x}")
+        self.dim_x, self.dim_y = int(dim_x), int(dim_y)
+        self.flow = InvertibleNetwork(dim_x, dim_y, blocks, hidden, layers, clamp, seed)
+        for name, dim in (("x_mean", dim_x), ("y_mean", dim_y)):
+            self.register_buffer(name, torch.zeros(dim))
+        for name, dim in (("x_std", dim_x), ("y_std", dim_y)):
+            self.register_buffer(name, torch.ones(dim))
+
+    def _check_y(self, y: object) -> torch.Tensor:
+        if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"ConditionalINN: argument 'y' must have shape (N, {self.dim_y}), got {got}")
+        if not torch.isfinite(y).all():
+            raise ValueError("ConditionalINN: argument 'y' contains NaN or Inf values")
+        return y.to(self.x_mean.dtype)
+
+    def _cond(self, y: torch.Tensor) -> torch.Tensor:
+        return (self._check_y(y) - self.y_mean) / self.y_std
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``log q(x | y)`` ``(N,)`` of ``x`` ``(N, dim_x)`` given ``y`` ``(N, dim_y)``."""
+        z, logdet = self.flow((x.to(self.x_mean.dtype) - self.x_mean) / self.x_std, self._cond(y))
+        gauss = -0.5 * z.pow(2).sum(1) - 0.5 * self.dim_x * math.log(2 * math.pi)
+        return gauss + logdet - self.x_std.log().sum()
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, n: int, seed: int | None = 0, temperature: float = 1.0) -> torch.Tensor:
+        """``n`` posterior samples per observation: ``(N, n, dim_x)``. ``temperature`` scales
+        ``z`` (1: the trained posterior)."""
+        c = self._cond(y)
+        g = torch.Generator(device=c.device)
+        g.manual_seed(seed) if seed is not None else g.seed()
+        big_c = c.repeat_interleave(n, dim=0)
+        z = temperature * torch.randn(big_c.shape[0], self.dim_x, generator=g, device=c.device, dtype=c.dtype)
+        x = self.flow.inverse(z, big_c) * self.x_std + self.x_mean
+        return x.reshape(c.shape[0], n, self.dim_x)
+
+    def fit(self, problem: Problem | None = None, data: tuple[torch.Tensor, torch.Tensor] | None = None,
+            steps: int = 5000, batch: int = 512, lr: float = 1e-3, weight_decay: float = 1e-5,
+            clip: float = 10.0, seed: int = 0, progress: bool = True,
+            callback: Callable[[int, float], None] | None = None) -> list[float]:
+        """Train by maximum likelihood on fresh simulations of ``problem`` (a new batch every
+        step) or on fixed pairs ``data = (x, y)``; Adam with a cosine schedule and gradient
+        clipping. Returns the loss per step. Raises ``RuntimeError`` (leaving the weights of
+        the last finite step) if the loss turns non-finite."""
+        if (problem is None) == (data is None):
+            raise ValueError("pass exactly one of 'problem' and 'data'")
+        if steps < 1 or batch < 2:
+            raise ValueError(f"arguments 'steps' >= 1 and 'batch' >= 2 are required, got {steps}, {batch}")
+        g = torch.Generator().manual_seed(seed)
+        dtype = self.x_mean.dtype
+        if data is not None:
+            x_all, y_all = (t.to(dtype) for t in data)
+            if x_all.ndim != 2 or x_all.shape[1] != self.dim_x or y_all.shape != (x_all.shape[0], self.dim_y):
+                raise ValueError(f"argument 'data' must be (x (N, {self.dim_x}), y (N, {self.dim_y})), "
+                                 f"got {tuple(x_all.shape)}, {tuple(y_all.shape)}")
+            if not (torch.isfinite(x_all).all() and torch.isfinite(y_all).all()):
+                raise ValueError("argument 'data' contains NaN or Inf values")
+            sample = lambda: (lambda i: (x_all[i], y_all[i]))(  # noqa: E731
+                torch.randint(0, x_all.shape[0], (batch,), generator=g))
+            ref_x, ref_y = x_all, y_all
+        else:
+            sample = lambda: tuple(t.to(dtype) for t in problem.sample_joint(batch, g))  # noqa: E731
+            ref_x, ref_y = (t.to(dtype) for t in problem.sample_joint(20_000, g))
+        self.x_mean.copy_(ref_x.mean(0))
+        self.x_std.copy_(ref_x.std(0).clamp_min(1e-6))
+        self.y_mean.copy_(ref_y.mean(0))
+        self.y_std.copy_(ref_y.std(0).clamp_min(1e-6))
+        opt = torch.optim.Adam(self.flow.parameters(), lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        losses: list[float] = []
+        self.train()
+        bar = tqdm(range(steps), desc="cINN", disable=not progress, leave=False)
+        for step in bar:
+            x, y = sample()
+            loss = -self.log_prob(x, y).mean()
+            value = float(loss.detach())
+            if not np.isfinite(value):
+                raise RuntimeError(f"ConditionalINN.fit: the loss became {value} at step {step}; "
+                                   "lower 'lr' or 'clamp' (the weights of the last finite step are kept)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.flow.parameters(), clip)
+            opt.step()
+            sched.step()
+            losses.append(value)
+            if step % 50 == 0:
+                bar.set_postfix(nll=f"{value:.3f}", refresh=False)
+            if callback is not None:
+                callback(step, value)
+        self.eval()
+        return losses
