@@ -6,10 +6,11 @@
 - :mod:`~stablerecon.posterior.problems`: simulators (8-mode mixture, inverse kinematics,
   linear-Gaussian) and rejection ABC.
 - :mod:`~stablerecon.posterior.inn`: affine coupling blocks and invertible networks;
+  :class:`INN` trained bidirectionally with MMD losses (:func:`train_inn`);
   :class:`ConditionalINN` (:mod:`~stablerecon.posterior.cinn`), trained by maximum likelihood.
 """
 
-from . import calibration, cinn, inn, mmd, problems
+from . import calibration, cinn, inn, mmd, problems, training
 from .calibration import (
     CalibrationResult,
     calibration_curve,
@@ -21,9 +22,10 @@ from .calibration import (
     sbc_test,
 )
 from .cinn import ConditionalINN
-from .inn import AffineCoupling, InvertibleNetwork
+from .inn import INN, AffineCoupling, InvertibleNetwork
 from .mmd import inverse_multiquadric
 from .problems import GaussianMixture, InverseKinematics, LinearGaussian, rejection_abc
+from .training import LossWeights, train_inn
 
 __all__ = [
     "calibration",
@@ -31,6 +33,10 @@ __all__ = [
     "inn",
     "mmd",
     "problems",
+    "training",
+    "INN",
+    "LossWeights",
+    "train_inn",
     "ConditionalINN",
     "AffineCoupling",
     "InvertibleNetwork",

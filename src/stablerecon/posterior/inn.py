@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["AffineCoupling", "Permutation", "InvertibleNetwork", "soft_clamp"]
+__all__ = ["AffineCoupling", "Permutation", "InvertibleNetwork", "INN", "soft_clamp"]
 
 
 def soft_clamp(s: torch.Tensor, clamp: float) -> torch.Tensor:
@@ -150,3 +150,74 @@ class InvertibleNetwork(nn.Module):
         for layer in reversed(self.layers):
             out = layer.inverse(out, c)
         return out
+
+
+class INN(nn.Module):
+    r"""The invertible network of Ardizzone et al. (ICLR 2019): ``f(x) = [y, z]``.
+
+    ``x`` (``dim_x``) is padded with zeros to ``dim = max(dim_x, dim_y + dim_z)``; the output
+    is read as ``[y (dim_y), z (dim_z), padding]``. Trained bidirectionally
+    (:func:`~stablerecon.posterior.training.train_inn`), the forward direction learns the
+    simulator and the latent ``z ~ N(0, I)`` carries what ``y`` loses, so that
+    :meth:`sample` (``x = f^{-1}(y, z)``, ``z ~ N(0, I)``) draws from ``p(x | y)``.
+    Inputs and observations are standardised with training moments (buffers).
+    """
+
+    def __init__(self, dim_x: int, dim_y: int, dim_z: int, blocks: int = 8, hidden: int = 128,
+                 layers: int = 2, clamp: float = 2.0, seed: int = 0) -> None:
+        super().__init__()
+        for name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("dim_z", dim_z)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"argument '{name}' must be an integer >= 1, got {value!r}")
+        self.dim_x, self.dim_y, self.dim_z = dim_x, dim_y, dim_z
+        self.dim = max(dim_x, dim_y + dim_z, 2)
+        self.flow = InvertibleNetwork(self.dim, 0, blocks, hidden, layers, clamp, seed)
+        for name, dim in (("x_mean", dim_x), ("y_mean", dim_y)):
+            self.register_buffer(name, torch.zeros(dim))
+        for name, dim in (("x_std", dim_x), ("y_std", dim_y)):
+            self.register_buffer(name, torch.ones(dim))
+
+    def pad_x(self, x: torch.Tensor, noise: float = 0.0,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standardised ``x`` padded to ``dim`` (padding: zeros, or ``N(0, noise^2)``)."""
+        x = (x.to(self.x_mean.dtype) - self.x_mean) / self.x_std
+        pad = x.new_zeros(x.shape[0], self.dim - self.dim_x)
+        if noise and pad.numel():
+            pad = noise * torch.randn(pad.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return torch.cat([x, pad], dim=1)
+
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(y, z, padding)`` parts of a forward output (``y`` standardised)."""
+        dy, dz = self.dim_y, self.dim_z
+        return out[:, :dy], out[:, dy : dy + dz], out[:, dy + dz :]
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned forward model: ``y`` ``(N, dim_y)`` of ``x`` ``(N, dim_x)``."""
+        if x.ndim != 2 or x.shape[1] != self.dim_x:
+            raise ValueError(f"INN: argument 'x' must have shape (N, {self.dim_x}), got {tuple(x.shape)}")
+        y = self.split(self.flow(self.pad_x(x))[0])[0]
+        return y * self.y_std + self.y_mean
+
+    def inverse_of(self, y_std: torch.Tensor, z: torch.Tensor, pad_noise: float = 0.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """``x`` (standardised, ``dim_x`` features) of standardised ``y`` and latent ``z``."""
+        pad = y_std.new_zeros(y_std.shape[0], self.dim - self.dim_y - self.dim_z)
+        if pad_noise and pad.numel():
+            pad = pad_noise * torch.randn(pad.shape, generator=generator, dtype=pad.dtype, device=pad.device)
+        return self.flow.inverse(torch.cat([y_std, z, pad], dim=1))[:, : self.dim_x]
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, n: int, seed: int | None = 0, temperature: float = 1.0) -> torch.Tensor:
+        """``n`` posterior samples per observation ``y`` ``(N, dim_y)``: ``(N, n, dim_x)``;
+        ``temperature`` scales ``z``."""
+        if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"INN: argument 'y' must have shape (N, {self.dim_y}), got {got}")
+        if not torch.isfinite(y).all():
+            raise ValueError("INN: argument 'y' contains NaN or Inf values")
+        g = torch.Generator(device=y.device)
+        g.manual_seed(seed) if seed is not None else g.seed()
+        ys = ((y.to(self.y_mean.dtype) - self.y_mean) / self.y_std).repeat_interleave(n, dim=0)
+        z = temperature * torch.randn(ys.shape[0], self.dim_z, generator=g, dtype=ys.dtype, device=ys.device)
+        x = self.inverse_of(ys, z) * self.x_std + self.x_mean
+        return x.reshape(y.shape[0], n, self.dim_x)
