@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..operators.base import LinearOperator, all_finite, skip_finite_checks
 from ._operator import resolve_operator
-from .unet import channels_to_complex
+from .unet import _check_positive_int, channels_to_complex
 
 __all__ = [
     "SkipNet",
@@ -52,12 +52,6 @@ __all__ = [
 
 Output = Literal["sigmoid", "linear"]
 Upsample = Literal["bilinear", "nearest"]
-
-
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"argument '{name}' must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _positive_float(value: object, name: str, allow_zero: bool = False) -> float:
@@ -82,7 +76,7 @@ def _channel_list(value: int | Sequence[int], depth: int, name: str, minimum: in
     if len(values) != depth:
         raise ValueError(f"argument '{name}' must have one entry per level ({depth}), got {len(values)}")
     for v in values:
-        _positive_int(v, name, minimum)
+        _check_positive_int(v, name, minimum)
     return tuple(int(v) for v in values)
 
 
@@ -176,13 +170,13 @@ class SkipNet(nn.Module):
                  channels_skip: int | Sequence[int] = 4, kernel_size: int = 3,
                  upsample: Upsample = "bilinear", output: Output = "sigmoid") -> None:
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.depth = _positive_int(depth, "depth")
+        self.in_channels = _check_positive_int(in_channels, "in_channels")
+        self.out_channels = _check_positive_int(out_channels, "out_channels")
+        self.depth = _check_positive_int(depth, "depth")
         down = _channel_list(channels_down, depth, "channels_down", 1)
         up = _channel_list(channels_up, depth, "channels_up", 1)
         skip = _channel_list(channels_skip, depth, "channels_skip", 0)
-        kernel = _positive_int(kernel_size, "kernel_size")
+        kernel = _check_positive_int(kernel_size, "kernel_size")
         if kernel % 2 == 0:
             raise ValueError(f"argument 'kernel_size' must be odd, got {kernel}")
         _check_choice(upsample, "upsample", ("bilinear", "nearest"))
@@ -217,10 +211,30 @@ class SkipNet(nn.Module):
 
 class _Decoder(nn.Module):
     """Shared part of :class:`DeepDecoder` and :class:`ConvDecoder`: a small code upsampled by 2
-    per layer."""
+    per layer. Each layer is a ``kernel x kernel`` convolution and a bilinear upsampling (in that
+    order if ``conv_first``), ReLU and batch norm; then a convolution, ReLU, batch norm and a 1x1
+    convolution to ``out_channels``."""
 
-    upsamplings: int
-    channels: int
+    def __init__(self, out_channels: int, channels: int, upsamplings: int, output: Output, kernel: int,
+                 conv_first: bool) -> None:
+        super().__init__()
+        self.out_channels = _check_positive_int(out_channels, "out_channels")
+        self.channels = _check_positive_int(channels, "channels")
+        self.upsamplings = _check_positive_int(upsamplings, "upsamplings", 0)
+        self.output = _check_choice(output, "output", ("sigmoid", "linear"))
+        c = self.channels
+        layers: list[nn.Module] = []
+        for _ in range(self.upsamplings):
+            conv, up = _conv(c, c, kernel, bias=False), nn.Upsample(scale_factor=2, mode="bilinear")
+            layers += [conv, up] if conv_first else [up, conv]
+            layers += [nn.ReLU(inplace=True), nn.BatchNorm2d(c)]
+        layers += [_conv(c, c, kernel, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(c),
+                   nn.Conv2d(c, self.out_channels, 1, bias=False), _output_layer(output)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map the code ``z`` to an image ``2 ** upsamplings`` times larger."""
+        return self.body(z)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """Shape ``(C, h, w)`` of the input code for an image of ``height x width``; both must be
@@ -252,23 +266,7 @@ class DeepDecoder(_Decoder):
 
     def __init__(self, out_channels: int = 1, channels: int = 64, upsamplings: int = 5,
                  output: Output = "sigmoid") -> None:
-        super().__init__()
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.channels = _positive_int(channels, "channels")
-        self.upsamplings = _positive_int(upsamplings, "upsamplings", 0)
-        self.output = _check_choice(output, "output", ("sigmoid", "linear"))
-        c = self.channels
-        layers: list[nn.Module] = []
-        for _ in range(self.upsamplings):
-            layers += [nn.Conv2d(c, c, 1, bias=False), nn.Upsample(scale_factor=2, mode="bilinear"),
-                       nn.ReLU(inplace=True), nn.BatchNorm2d(c)]
-        layers += [nn.Conv2d(c, c, 1, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(c),
-                   nn.Conv2d(c, self.out_channels, 1, bias=False), _output_layer(output)]
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Map the code ``z`` to an image ``2 ** upsamplings`` times larger."""
-        return self.body(z)
+        super().__init__(out_channels, channels, upsamplings, output, kernel=1, conv_first=True)
 
 
 class ConvDecoder(_Decoder):
@@ -289,23 +287,7 @@ class ConvDecoder(_Decoder):
 
     def __init__(self, out_channels: int = 1, channels: int = 64, upsamplings: int = 4,
                  output: Output = "linear") -> None:
-        super().__init__()
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.channels = _positive_int(channels, "channels")
-        self.upsamplings = _positive_int(upsamplings, "upsamplings", 0)
-        self.output = _check_choice(output, "output", ("sigmoid", "linear"))
-        c = self.channels
-        layers: list[nn.Module] = []
-        for _ in range(self.upsamplings):
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear"), _conv(c, c, 3, bias=False),
-                       nn.ReLU(inplace=True), nn.BatchNorm2d(c)]
-        layers += [_conv(c, c, 3, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(c),
-                   nn.Conv2d(c, self.out_channels, 1, bias=False), _output_layer(output)]
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Map the code ``z`` to an image ``2 ** upsamplings`` times larger."""
-        return self.body(z)
+        super().__init__(out_channels, channels, upsamplings, output, kernel=3, conv_first=False)
 
 
 # ----------------------------------------------------------------------------- early stopping
@@ -322,7 +304,7 @@ class EarlyStopping:
     name = "early stopping"
 
     def __init__(self, patience: int) -> None:
-        self.patience = _positive_int(patience, "patience")
+        self.patience = _check_positive_int(patience, "patience")
         self.reset()
 
     def reset(self) -> None:
@@ -377,7 +359,7 @@ class WindowedVariance(EarlyStopping):
     name = "ES-WMV"
 
     def __init__(self, window: int = 100, patience: int = 300) -> None:
-        self.window = _positive_int(window, "window", 2)
+        self.window = _check_positive_int(window, "window", 2)
         self._buffer: torch.Tensor | None = None
         super().__init__(patience)
 
@@ -416,7 +398,7 @@ class ExponentialVariance(EarlyStopping):
         if alpha >= 1:
             raise ValueError(f"argument 'alpha' must be in (0, 1), got {alpha!r}")
         self.alpha = alpha
-        self.warmup = round(2 / alpha) if warmup is None else _positive_int(warmup, "warmup", 0)
+        self.warmup = round(2 / alpha) if warmup is None else _check_positive_int(warmup, "warmup", 0)
         super().__init__(patience)
 
     def reset(self) -> None:
@@ -648,7 +630,7 @@ class DeepImagePrior(nn.Module):
         super().__init__()
         if generator is not None and not isinstance(generator, nn.Module):
             raise TypeError(f"argument 'generator' must be a torch.nn.Module, got {type(generator).__name__}")
-        self.steps = _positive_int(steps, "steps")
+        self.steps = _check_positive_int(steps, "steps")
         self.lr = _positive_float(lr, "lr")
         self.input_noise_std = _positive_float(input_noise_std, "input_noise_std", allow_zero=True)
         if ema is not None:
@@ -657,13 +639,13 @@ class DeepImagePrior(nn.Module):
                 raise ValueError(f"argument 'ema' must be in [0, 1) or None, got {ema!r}")
         self.ema = ema
         self._stopper = _make_stopper(early_stopping)
-        self.input_channels = _positive_int(input_channels, "input_channels")
+        self.input_channels = _check_positive_int(input_channels, "input_channels")
         self.input_scale = _positive_float(input_scale, "input_scale")
         self.complex_image = bool(complex_image)
         self.divergence_factor = _positive_float(divergence_factor, "divergence_factor")
         if self.divergence_factor <= 1:
             raise ValueError(f"argument 'divergence_factor' must be > 1, got {divergence_factor!r}")
-        self.backup_every = _positive_int(backup_every, "backup_every")
+        self.backup_every = _check_positive_int(backup_every, "backup_every")
         self.monitor = _check_choice(monitor, "monitor", ("raw", "clean", "ema"))
         self.seed = int(seed)
         self.progress = bool(progress)
@@ -738,7 +720,7 @@ class DeepImagePrior(nn.Module):
         if y.shape[0] != 1:
             raise ValueError(f"DeepImagePrior.fit: argument 'y' must hold one measurement (1, ...), "
                              f"got batch {y.shape[0]}; call the method itself for a batch")
-        steps = self.steps if steps is None else _positive_int(steps, "steps")
+        steps = self.steps if steps is None else _check_positive_int(steps, "steps")
         with torch.no_grad():
             x0 = op.A_adjoint(y)
             ax0 = op.A(x0.real if (x0.is_complex() and not self.complex_image) else x0)

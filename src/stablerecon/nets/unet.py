@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,9 +29,9 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"argument '{name}' must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 class _DoubleConv(nn.Sequential):

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .inn import InvertibleNetwork
+from .inn import InvertibleNetwork, register_moments
 from .problems import Problem
+from .training import batches
 
 __all__ = ["ConditionalINN"]
 
@@ -47,10 +48,7 @@ class ConditionalINN(nn.Module):
             raise ValueError(f"argument 'dim_x' must be >= 2, got {dim_x}")
         self.dim_x, self.dim_y = int(dim_x), int(dim_y)
         self.flow = InvertibleNetwork(dim_x, dim_y, blocks, hidden, layers, clamp, seed)
-        for name, dim in (("x_mean", dim_x), ("y_mean", dim_y)):
-            self.register_buffer(name, torch.zeros(dim))
-        for name, dim in (("x_std", dim_x), ("y_std", dim_y)):
-            self.register_buffer(name, torch.ones(dim))
+        register_moments(self, dim_x, dim_y)
 
     def _check_y(self, y: object) -> torch.Tensor:
         if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
@@ -89,29 +87,7 @@ class ConditionalINN(nn.Module):
         step) or on fixed pairs ``data = (x, y)``; Adam with a cosine schedule and gradient
         clipping. Returns the loss per step. Raises ``RuntimeError`` (leaving the weights of
         the last finite step) if the loss turns non-finite."""
-        if (problem is None) == (data is None):
-            raise ValueError("pass exactly one of 'problem' and 'data'")
-        if steps < 1 or batch < 2:
-            raise ValueError(f"arguments 'steps' >= 1 and 'batch' >= 2 are required, got {steps}, {batch}")
-        g = torch.Generator().manual_seed(seed)
-        dtype = self.x_mean.dtype
-        if data is not None:
-            x_all, y_all = (t.to(dtype) for t in data)
-            if x_all.ndim != 2 or x_all.shape[1] != self.dim_x or y_all.shape != (x_all.shape[0], self.dim_y):
-                raise ValueError(f"argument 'data' must be (x (N, {self.dim_x}), y (N, {self.dim_y})), "
-                                 f"got {tuple(x_all.shape)}, {tuple(y_all.shape)}")
-            if not (torch.isfinite(x_all).all() and torch.isfinite(y_all).all()):
-                raise ValueError("argument 'data' contains NaN or Inf values")
-            sample = lambda: (lambda i: (x_all[i], y_all[i]))(  # noqa: E731
-                torch.randint(0, x_all.shape[0], (batch,), generator=g))
-            ref_x, ref_y = x_all, y_all
-        else:
-            sample = lambda: tuple(t.to(dtype) for t in problem.sample_joint(batch, g))  # noqa: E731
-            ref_x, ref_y = (t.to(dtype) for t in problem.sample_joint(20_000, g))
-        self.x_mean.copy_(ref_x.mean(0))
-        self.x_std.copy_(ref_x.std(0).clamp_min(1e-6))
-        self.y_mean.copy_(ref_y.mean(0))
-        self.y_std.copy_(ref_y.std(0).clamp_min(1e-6))
+        sample, _ = batches(self, problem, data, steps, batch, seed)
         opt = torch.optim.Adam(self.flow.parameters(), lr=lr, weight_decay=weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         losses: list[float] = []

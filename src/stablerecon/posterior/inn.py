@@ -28,6 +28,16 @@ def soft_clamp(s: torch.Tensor, clamp: float) -> torch.Tensor:
     return (2 / math.pi) * clamp * torch.atan(s / clamp)
 
 
+def register_moments(module: nn.Module, dim_x: int, dim_y: int) -> None:
+    """Give ``module`` the standardisation buffers ``x_mean``, ``x_std`` ``(dim_x,)`` and
+    ``y_mean``, ``y_std`` ``(dim_y,)`` (set from training data by
+    :func:`~stablerecon.posterior.training.batches`)."""
+    for name, dim in (("x_mean", dim_x), ("y_mean", dim_y)):
+        module.register_buffer(name, torch.zeros(dim))
+    for name, dim in (("x_std", dim_x), ("y_std", dim_y)):
+        module.register_buffer(name, torch.ones(dim))
+
+
 def _subnet(cin: int, cout: int, hidden: int, layers: int) -> nn.Sequential:
     mods: list[nn.Module] = []
     width = cin
@@ -172,10 +182,7 @@ class INN(nn.Module):
         self.dim_x, self.dim_y, self.dim_z = dim_x, dim_y, dim_z
         self.dim = max(dim_x, dim_y + dim_z, 2)
         self.flow = InvertibleNetwork(self.dim, 0, blocks, hidden, layers, clamp, seed)
-        for name, dim in (("x_mean", dim_x), ("y_mean", dim_y)):
-            self.register_buffer(name, torch.zeros(dim))
-        for name, dim in (("x_std", dim_x), ("y_std", dim_y)):
-            self.register_buffer(name, torch.ones(dim))
+        register_moments(self, dim_x, dim_y)
 
     def pad_x(self, x: torch.Tensor, noise: float = 0.0,
               generator: torch.Generator | None = None) -> torch.Tensor:

@@ -43,31 +43,25 @@ class LossWeights:
     reconstruction: float = 1.0
 
 
-def train_inn(model: INN, problem: Problem | None = None,
-              data: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int = 5000, batch: int = 500,
-              lr: float = 1e-3, weights: LossWeights = LossWeights(), ramp: float = 0.2,
-              y_noise: float = 0.05, pad_noise: float = 0.05, clip: float = 10.0, seed: int = 0,
-              progress: bool = True,
-              callback: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
-    """Train ``model`` on fresh simulations of ``problem`` or on fixed pairs ``data``.
-
-    Adam (``lr``) with a cosine schedule and gradient clipping. ``y_noise`` and ``pad_noise``
-    perturb ``y`` and the padding (in standardised units) as in the paper. Returns the losses
-    per step (``L_y``, ``L_z``, ``L_x``, ``rec``, ``total``). Raises ``RuntimeError`` when the
-    loss turns non-finite (the step is not applied).
-    """
+def batches(model: nn.Module, problem: Problem | None, data: tuple[torch.Tensor, torch.Tensor] | None,
+            steps: int, batch: int, seed: int) -> tuple[Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                                                        torch.Generator]:
+    """The batch source of a training run, shared by :func:`train_inn` and
+    :meth:`~stablerecon.posterior.cinn.ConditionalINN.fit`: validates the arguments, sets the
+    model's standardisation buffers (``x_mean``, ``x_std``, ``y_mean``, ``y_std``) from ``data``
+    or from 20000 simulations of ``problem``, and returns ``(sample, generator)`` where
+    ``sample()`` draws ``batch`` pairs (a fresh simulation, or a random subset of ``data``)."""
     if (problem is None) == (data is None):
         raise ValueError("pass exactly one of 'problem' and 'data'")
     if steps < 1 or batch < 2:
         raise ValueError(f"arguments 'steps' >= 1 and 'batch' >= 2 are required, got {steps}, {batch}")
-    if not 0 <= ramp <= 1:
-        raise ValueError(f"argument 'ramp' must be in [0, 1], got {ramp}")
     g = torch.Generator().manual_seed(seed)
     dtype = model.x_mean.dtype
+    dim_x, dim_y = model.dim_x, model.dim_y
     if data is not None:
         x_all, y_all = (t.to(dtype) for t in data)
-        if x_all.ndim != 2 or x_all.shape[1] != model.dim_x or y_all.shape != (x_all.shape[0], model.dim_y):
-            raise ValueError(f"argument 'data' must be (x (N, {model.dim_x}), y (N, {model.dim_y})), "
+        if x_all.ndim != 2 or x_all.shape[1] != dim_x or y_all.shape != (x_all.shape[0], dim_y):
+            raise ValueError(f"argument 'data' must be (x (N, {dim_x}), y (N, {dim_y})), "
                              f"got {tuple(x_all.shape)}, {tuple(y_all.shape)}")
         if not (torch.isfinite(x_all).all() and torch.isfinite(y_all).all()):
             raise ValueError("argument 'data' contains NaN or Inf values")
@@ -88,6 +82,26 @@ def train_inn(model: INN, problem: Problem | None = None,
         model.x_std.copy_(ref_x.std(0).clamp_min(1e-6))
         model.y_mean.copy_(ref_y.mean(0))
         model.y_std.copy_(ref_y.std(0).clamp_min(1e-6))
+    return sample, g
+
+
+def train_inn(model: INN, problem: Problem | None = None,
+              data: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int = 5000, batch: int = 500,
+              lr: float = 1e-3, weights: LossWeights = LossWeights(), ramp: float = 0.2,
+              y_noise: float = 0.05, pad_noise: float = 0.05, clip: float = 10.0, seed: int = 0,
+              progress: bool = True,
+              callback: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """Train ``model`` on fresh simulations of ``problem`` or on fixed pairs ``data``.
+
+    Adam (``lr``) with a cosine schedule and gradient clipping. ``y_noise`` and ``pad_noise``
+    perturb ``y`` and the padding (in standardised units) as in the paper. Returns the losses
+    per step (``L_y``, ``L_z``, ``L_x``, ``rec``, ``total``). Raises ``RuntimeError`` when the
+    loss turns non-finite (the step is not applied).
+    """
+    if not 0 <= ramp <= 1:
+        raise ValueError(f"argument 'ramp' must be in [0, 1], got {ramp}")
+    sample, g = batches(model, problem, data, steps, batch, seed)
+    dtype = model.x_mean.dtype
     opt = torch.optim.Adam(model.flow.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     history: list[dict[str, float]] = []
