@@ -8,9 +8,15 @@
 - :mod:`~stablerecon.posterior.inn`: affine coupling blocks and invertible networks;
   :class:`INN` trained bidirectionally with MMD losses (:func:`train_inn`);
   :class:`ConditionalINN` (:mod:`~stablerecon.posterior.cinn`), trained by maximum likelihood.
+- :mod:`~stablerecon.posterior.baseline`: a point-estimate network with dropout sampling.
+- :mod:`~stablerecon.posterior.digits`: 8 x 8 digits measured by a Gaussian matrix or an
+  inpainting mask, the imaging problem; :class:`PosteriorMean`
+  (:mod:`~stablerecon.posterior.reconstruct`) makes any sampler a reconstruction method.
+- :mod:`~stablerecon.posterior.plots`: corner plots, mode scatter, SBC histograms, arm figures.
 """
 
-from . import calibration, cinn, inn, mmd, problems, training
+from . import baseline, calibration, cinn, digits, inn, mmd, plots, problems, reconstruct, training
+from .baseline import DropoutRegressor
 from .calibration import (
     CalibrationResult,
     calibration_curve,
@@ -22,9 +28,12 @@ from .calibration import (
     sbc_test,
 )
 from .cinn import ConditionalINN
+from .digits import DigitsProblem, image_figure
 from .inn import INN, AffineCoupling, InvertibleNetwork
 from .mmd import inverse_multiquadric
+from .plots import arm_figure, corner_plot, sbc_histogram, scatter_modes
 from .problems import GaussianMixture, InverseKinematics, LinearGaussian, rejection_abc
+from .reconstruct import PosteriorMean
 from .training import LossWeights, train_inn
 
 __all__ = [
@@ -34,6 +43,18 @@ __all__ = [
     "mmd",
     "problems",
     "training",
+    "baseline",
+    "digits",
+    "plots",
+    "reconstruct",
+    "DropoutRegressor",
+    "DigitsProblem",
+    "image_figure",
+    "PosteriorMean",
+    "arm_figure",
+    "corner_plot",
+    "sbc_histogram",
+    "scatter_modes",
     "INN",
     "LossWeights",
     "train_inn",
