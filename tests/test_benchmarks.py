@@ -84,3 +84,22 @@ def test_dip_benchmark_writes_json_and_resumes(tmp_path: Path) -> None:
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     assert "sr: done" in again.stdout
     assert json.loads((tmp_path / "dip.json").read_text())["tasks"] == payload["tasks"]
+
+
+def test_posterior_benchmark_writes_json_and_resumes(tmp_path: Path) -> None:
+    """The quick run of every task: the ABC reference resimulates far better than the prior,
+    the exact posterior is calibrated and its scaled versions are not, and a rerun resumes."""
+    cmd = [sys.executable, str(BENCH / "posterior.py"), "--quick", "--threads", "1", "--out", str(tmp_path)]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    payload = json.loads((tmp_path / "posterior.json").read_text())
+    tasks = payload["tasks"]
+    assert set(tasks) == {"gmm", "ablation", "ik", "linear", "speed"}
+    assert tasks["ik"]["abc"]["Err_resim"] < 0.1 * tasks["ik"]["prior"]["Err_resim"]
+    exact = tasks["linear"]["exact"]
+    assert exact["T=0.8"]["ecal_68"] < exact["T=1.0"]["ecal_68"] < exact["T=1.2"]["ecal_68"]
+    assert all(row["samples_per_s"] > 0 for row in tasks["speed"].values() if isinstance(row, dict))
+    assert not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "posterior.json").write_text(json.dumps(payload | {"marker": 1}))
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    assert "ik: done" in again.stdout
+    assert json.loads((tmp_path / "posterior.json").read_text())["tasks"] == tasks

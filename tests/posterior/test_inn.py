@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from stablerecon.posterior import calibration_error
+from stablerecon.posterior import calibration_error, sbc_test
 from stablerecon.posterior.cinn import ConditionalINN
 from stablerecon.posterior.inn import AffineCoupling, InvertibleNetwork, soft_clamp
 from stablerecon.posterior.problems import LinearGaussian
@@ -59,6 +59,11 @@ def test_cinn_learns_a_linear_gaussian_posterior() -> None:
     assert torch.allclose(cov, problem.posterior_cov, atol=0.03)
     result = calibration_error(samples, x)
     assert result.median_abs <= 2 * 0.26 / math.sqrt(300)
+    assert sbc_test(samples, x)[0] > 0.05
+    # the metric sees a posterior made too narrow or too wide by scaling z at sampling time
+    narrow = calibration_error(model.sample(y, 200, seed=1, temperature=0.8), x).at_68
+    wide = calibration_error(model.sample(y, 200, seed=1, temperature=1.2), x).at_68
+    assert narrow < -0.05 and wide > 0.05
 
 
 def test_cinn_rejects_bad_input_and_divergence() -> None:
@@ -100,3 +105,42 @@ def test_inn_learns_the_forward_model_and_validates_input() -> None:
         INN(3, 1, 0)
     with pytest.raises(ValueError, match="exactly one"):
         train_inn(model, problem, data=(x, y), steps=2, progress=False)
+
+
+def test_inn_divergence_stops_with_finite_weights() -> None:
+    """A learning rate far too large: training stops with a message naming the step, and no
+    NaN reaches the weights (the failing step is never applied)."""
+    from stablerecon.posterior.inn import INN
+    from stablerecon.posterior.training import LossWeights, train_inn
+
+    problem = LinearGaussian(dim_x=3, dim_y=1, noise_std=0.05, seed=0)
+    torch.manual_seed(0)
+    model = INN(3, 1, 2, blocks=2, hidden=8)
+    with pytest.raises(RuntimeError, match="became"):
+        train_inn(model, problem, steps=200, batch=64, lr=1e6, clip=1e12, progress=False,
+                  weights=LossWeights(likelihood=1.0))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="'y_noise'"):
+        train_inn(model, problem, steps=2, y_noise=0.0, progress=False)
+
+
+def test_ml_inn_learns_a_deterministic_forward_posterior() -> None:
+    """y = x_1 + x_2 (no noise) with x ~ N(0, I): the posterior of x given y is the line
+    x_1 + x_2 = y with x_1 - x_2 ~ N(0, 2). The INN trained with the likelihood term puts its
+    samples on that line, spreads them as N(0, 2) along it, and its latent is N(0, 1)."""
+    from stablerecon.posterior.inn import INN
+    from stablerecon.posterior.training import LossWeights, train_inn
+
+    problem = LinearGaussian(dim_x=2, dim_y=1, noise_std=1e-4, matrix=torch.tensor([[1.0, 1.0]]))
+    torch.manual_seed(0)
+    model = INN(2, 1, 1, blocks=4, hidden=32).double()
+    train_inn(model, problem, steps=1200, batch=256, lr=2e-3, progress=False, y_noise=0.01, pad_noise=0.01,
+              weights=LossWeights(y=0.0, z=0.0, x=0.0, reconstruction=0.0, likelihood=1.0))
+    y = torch.tensor([[-1.0], [0.0], [1.5]], dtype=torch.float64)
+    s = model.sample(y, 2000, seed=1)
+    assert (s.sum(-1) - y).abs().mean() < 0.05
+    spread = (s[..., 0] - s[..., 1]).std(1)
+    assert torch.allclose(spread, torch.full((3,), math.sqrt(2.0), dtype=torch.float64), rtol=0.1)
+    x, _ = problem.sample_joint(4000, seed=2)
+    z = model.latent(x)
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05

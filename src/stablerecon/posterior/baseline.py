@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .inn import register_moments
 from .problems import Problem
-from .training import batches
+from .training import batches, check_step
 
 __all__ = ["DropoutRegressor"]
 
@@ -162,7 +162,7 @@ class DropoutRegressor(nn.Module):
                                    "lower 'lr' (the weights of the last finite step are kept)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(self.parameters(), clip)
+            check_step(self, clip, "DropoutRegressor.fit", step)
             opt.step()
             sched.step()
             losses.append(value)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .inn import InvertibleNetwork, register_moments
 from .problems import Problem
-from .training import batches
+from .training import batches, check_step
 
 __all__ = ["ConditionalINN"]
 
@@ -102,7 +102,7 @@ class ConditionalINN(nn.Module):
                                    "lower 'lr' or 'clamp' (the weights of the last finite step are kept)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(self.flow.parameters(), clip)
+            check_step(self.flow, clip, "ConditionalINN.fit", step)
             opt.step()
             sched.step()
             losses.append(value)

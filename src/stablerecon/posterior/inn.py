@@ -183,6 +183,9 @@ class INN(nn.Module):
         self.dim = max(dim_x, dim_y + dim_z, 2)
         self.flow = InvertibleNetwork(self.dim, 0, blocks, hidden, layers, clamp, seed)
         register_moments(self, dim_x, dim_y)
+        # noise levels of training (standardised units), set by train_inn; sampling uses them
+        self.register_buffer("y_noise", torch.zeros(()))
+        self.register_buffer("pad_noise", torch.zeros(()))
 
     def pad_x(self, x: torch.Tensor, noise: float = 0.0,
               generator: torch.Generator | None = None) -> torch.Tensor:
@@ -214,17 +217,38 @@ class INN(nn.Module):
         return self.flow.inverse(torch.cat([y_std, z, pad], dim=1))[:, : self.dim_x]
 
     @torch.no_grad()
+    def latent(self, x: torch.Tensor, seed: int | None = 0) -> torch.Tensor:
+        """The latent part ``z`` ``(N, dim_z)`` of the forward output of ``x`` ``(N, dim_x)``,
+        with the padding drawn as in training (``pad_noise``): after training, ``z ~ N(0, I)``
+        independent of ``y``."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.dim_x:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"INN: argument 'x' must have shape (N, {self.dim_x}), got {got}")
+        g = torch.Generator(device=x.device)
+        g.manual_seed(seed) if seed is not None else g.seed()
+        return self.split(self.flow(self.pad_x(x, float(self.pad_noise), g))[0])[1]
+
+    @torch.no_grad()
     def sample(self, y: torch.Tensor, n: int, seed: int | None = 0, temperature: float = 1.0) -> torch.Tensor:
-        """``n`` posterior samples per observation ``y`` ``(N, dim_y)``: ``(N, n, dim_x)``;
-        ``temperature`` scales ``z``."""
+        """``n`` posterior samples per observation ``y`` ``(N, dim_y)``: ``(N, n, dim_x)``.
+
+        ``x = f^{-1}([y + e_y, z, e_pad])`` with ``z ~ N(0, temperature^2 I)`` and the
+        observation and padding noise ``e_y``, ``e_pad`` of training (buffers ``y_noise``,
+        ``pad_noise``, standardised units), so that the model's conditional is sampled as trained.
+        """
         if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise ValueError(f"INN: argument 'y' must have shape (N, {self.dim_y}), got {got}")
         if not torch.isfinite(y).all():
             raise ValueError("INN: argument 'y' contains NaN or Inf values")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"INN: argument 'n' must be an integer >= 1, got {n!r}")
         g = torch.Generator(device=y.device)
         g.manual_seed(seed) if seed is not None else g.seed()
         ys = ((y.to(self.y_mean.dtype) - self.y_mean) / self.y_std).repeat_interleave(n, dim=0)
         z = temperature * torch.randn(ys.shape[0], self.dim_z, generator=g, dtype=ys.dtype, device=ys.device)
-        x = self.inverse_of(ys, z) * self.x_std + self.x_mean
+        if float(self.y_noise):
+            noise = torch.randn(ys.shape, generator=g, dtype=ys.dtype, device=ys.device)
+            ys = ys + float(self.y_noise) * noise
+        x = self.inverse_of(ys, z, float(self.pad_noise), g) * self.x_std + self.x_mean
         return x.reshape(y.shape[0], n, self.dim_x)
