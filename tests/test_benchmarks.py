@@ -93,7 +93,7 @@ def test_posterior_benchmark_writes_json_and_resumes(tmp_path: Path) -> None:
     subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     payload = json.loads((tmp_path / "posterior.json").read_text())
     tasks = payload["tasks"]
-    assert set(tasks) == {"gmm", "ablation", "ik", "linear", "speed"}
+    assert set(tasks) == {"gmm", "ablation", "ik", "linear", "speed", "digits"}
     assert tasks["ik"]["abc"]["Err_resim"] < 0.1 * tasks["ik"]["prior"]["Err_resim"]
     exact = tasks["linear"]["exact"]
     assert exact["T=0.8"]["ecal_68"] < exact["T=1.0"]["ecal_68"] < exact["T=1.2"]["ecal_68"]
