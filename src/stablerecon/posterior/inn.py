@@ -235,6 +235,7 @@ class INN(nn.Module):
         ``x = f^{-1}([y + e_y, z, e_pad])`` with ``z ~ N(0, temperature^2 I)`` and the
         observation and padding noise ``e_y``, ``e_pad`` of training (buffers ``y_noise``,
         ``pad_noise``, standardised units), so that the model's conditional is sampled as trained.
+        Both are zero after training with the paper's losses alone (clean ``y``, zero padding).
         """
         if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

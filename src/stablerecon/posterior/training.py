@@ -132,8 +132,10 @@ def train_inn(model: INN, problem: Problem | None = None,
         raise ValueError(f"arguments 'y_noise' and 'pad_noise' must be positive, got {y_noise}, {pad_noise}")
     sample, g = batches(model, problem, data, steps, batch, seed)
     dtype = model.x_mean.dtype
-    model.y_noise.fill_(y_noise)
-    model.pad_noise.fill_(pad_noise)
+    # the likelihood term models the observation and padding noise as part of q(x | y), so its
+    # samples draw them; the paper's losses are sampled with clean y and zero padding
+    model.y_noise.fill_(y_noise if weights.likelihood else 0.0)
+    model.pad_noise.fill_(pad_noise if weights.likelihood else 0.0)
     opt = torch.optim.Adam(model.flow.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     history: list[dict[str, float]] = []
