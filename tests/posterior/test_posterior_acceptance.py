@@ -42,7 +42,7 @@ def test_inn_recovers_the_modes_of_the_shared_label(one_thread: None) -> None:
     and the 4-mode label's samples split evenly over its own modes only (exact posterior as
     the reference for the MMD)."""
     problem = GaussianMixture("some")
-    model = _gmm_inn(ONLY_LIKELIHOOD, 2500)
+    model = _gmm_inn(ONLY_LIKELIHOOD, 1500)
     x, y = problem.sample_joint(4000, seed=5)
     accuracy = (model.predict(x).argmax(1) == y.argmax(1)).double().mean()
     assert accuracy >= 0.99
