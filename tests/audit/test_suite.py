@@ -291,7 +291,7 @@ def test_sigint_mid_audit_then_the_same_command_resumes(tmp_path: Path) -> None:
         deadline = time.time() + 300
         while time.time() < deadline:
             try:
-                if len(_entries(out)) >= 7:  # inside the second method
+                if len(_entries(out)) >= 1:  # the first unit is written: the audit is under way
                     break
             except (OSError, json.JSONDecodeError):
                 pass
@@ -301,10 +301,11 @@ def test_sigint_mid_audit_then_the_same_command_resumes(tmp_path: Path) -> None:
         if proc.returncode == 0 and len(_entries(out)) == total:
             continue  # finished before the signal: nothing was interrupted, try again
         break
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (f"exit {proc.returncode} after {attempt + 1} attempts with "
+                                    f"{len(_entries(out))} of {total} entries: {err}")
     assert "resume" in err
     done = len(_entries(out))
-    assert 7 <= done < total
+    assert 1 <= done < total
     resumed = subprocess.run(_audit_command(config, out), env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
