@@ -23,11 +23,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .inn import register_moments
 from .problems import Problem
-from .training import batches, check_step
+from .training import batches, optimise
 
 __all__ = ["DropoutRegressor"]
 
@@ -146,29 +145,12 @@ class DropoutRegressor(nn.Module):
         step. Raises ``RuntimeError`` (leaving the weights of the last finite step) if the loss
         turns non-finite."""
         sample, g = batches(self, problem, data, steps, batch, seed)
-        opt = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-        losses: list[float] = []
-        self.train()
-        bar = tqdm(range(steps), desc="dropout MLP", disable=not progress, leave=False)
-        for step in bar:
+
+        def loss_of(step: int) -> torch.Tensor:
             x, y = sample()
             ys = (y - self.y_mean) / self.y_std
             xs = (x - self.x_mean) / self.x_std
-            loss = (self._net(ys, True, g) - xs).pow(2).mean()
-            value = float(loss.detach())
-            if not np.isfinite(value):
-                raise RuntimeError(f"DropoutRegressor.fit: the loss became {value} at step {step}; "
-                                   "lower 'lr' (the weights of the last finite step are kept)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            check_step(self, clip, "DropoutRegressor.fit", step)
-            opt.step()
-            sched.step()
-            losses.append(value)
-            if step % 50 == 0:
-                bar.set_postfix(mse=f"{value:.3f}", refresh=False)
-            if callback is not None:
-                callback(step, value)
-        self.eval()
-        return losses
+            return (self._net(ys, True, g) - xs).pow(2).mean()
+
+        return optimise(self, loss_of, steps, lr, "DropoutRegressor.fit", weight_decay=weight_decay,
+                        clip=clip, progress=progress, callback=callback)

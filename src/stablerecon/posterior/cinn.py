@@ -16,14 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .inn import InvertibleNetwork, register_moments
 from .problems import Problem
-from .training import batches, check_step
+from .training import batches, optimise
 
 __all__ = ["ConditionalINN"]
 
@@ -88,27 +86,10 @@ class ConditionalINN(nn.Module):
         clipping. Returns the loss per step. Raises ``RuntimeError`` (leaving the weights of
         the last finite step) if the loss turns non-finite."""
         sample, _ = batches(self, problem, data, steps, batch, seed)
-        opt = torch.optim.Adam(self.flow.parameters(), lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-        losses: list[float] = []
-        self.train()
-        bar = tqdm(range(steps), desc="cINN", disable=not progress, leave=False)
-        for step in bar:
+
+        def loss_of(step: int) -> torch.Tensor:
             x, y = sample()
-            loss = -self.log_prob(x, y).mean()
-            value = float(loss.detach())
-            if not np.isfinite(value):
-                raise RuntimeError(f"ConditionalINN.fit: the loss became {value} at step {step}; "
-                                   "lower 'lr' or 'clamp' (the weights of the last finite step are kept)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            check_step(self.flow, clip, "ConditionalINN.fit", step)
-            opt.step()
-            sched.step()
-            losses.append(value)
-            if step % 50 == 0:
-                bar.set_postfix(nll=f"{value:.3f}", refresh=False)
-            if callback is not None:
-                callback(step, value)
-        self.eval()
-        return losses
+            return -self.log_prob(x, y).mean()
+
+        return optimise(self.flow, loss_of, steps, lr, "ConditionalINN.fit", weight_decay=weight_decay,
+                        clip=clip, progress=progress, callback=callback)

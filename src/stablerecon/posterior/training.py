@@ -41,7 +41,7 @@ from .inn import INN
 from .mmd import mmd
 from .problems import Problem
 
-__all__ = ["LossWeights", "train_inn", "check_step"]
+__all__ = ["LossWeights", "train_inn", "check_step", "optimise"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,56 @@ def check_step(module: nn.Module, clip: float, name: str, step: int) -> None:
                            "(the weights of the last finite step are kept)")
 
 
+Losses = torch.Tensor | dict[str, torch.Tensor]
+
+
+def optimise(module: nn.Module, loss_fn: Callable[[int], Losses], steps: int, lr: float, name: str,
+             weight_decay: float = 1e-5, clip: float = 10.0, progress: bool = True,
+             callback: Callable[[int, float | dict[str, float]], None] | None = None) -> list:
+    """The training driver shared by the posterior models: Adam (``lr``, ``weight_decay``) on
+    ``module``'s parameters with a cosine schedule over ``steps``, gradient clipping at norm
+    ``clip`` and a tqdm bar labelled ``name``.
+
+    ``loss_fn(step)`` returns the loss, or a dictionary of named losses whose sum is minimised.
+    Returns the history: the loss per step (a float), or per step the dictionary of floats with
+    ``"total"`` added. A non-finite loss or gradient raises ``RuntimeError`` naming ``name`` and
+    the step, before the optimiser step, so the weights of the last finite step are kept.
+    ``callback(step, record)`` runs after every step. The module is left in eval mode.
+    """
+    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    history: list = []
+    module.train()
+    bar = tqdm(range(steps), desc=name, disable=not progress, leave=False)
+    try:
+        for step in bar:
+            out = loss_fn(step)
+            if isinstance(out, dict):
+                total = sum(out.values())
+                record: float | dict[str, float] = {k: float(v.detach()) for k, v in out.items()}
+                value = float(total.detach())
+                record["total"] = value
+            else:
+                total, value = out, float(out.detach())
+                record = value
+            if not np.isfinite(value):
+                raise RuntimeError(f"{name}: the loss became {value} at step {step}; lower 'lr' "
+                                   "(the weights of the last finite step are kept)")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            check_step(module, clip, name, step)
+            opt.step()
+            sched.step()
+            history.append(record)
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+            if callback is not None:
+                callback(step, record)
+    finally:
+        module.eval()
+    return history
+
+
 def train_inn(model: INN, problem: Problem | None = None,
               data: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int = 5000, batch: int = 500,
               lr: float = 1e-3, weights: LossWeights = LossWeights(), ramp: float = 0.2,
@@ -136,13 +186,9 @@ def train_inn(model: INN, problem: Problem | None = None,
     # samples draw them; the paper's losses are sampled with clean y and zero padding
     model.y_noise.fill_(y_noise if weights.likelihood else 0.0)
     model.pad_noise.fill_(pad_noise if weights.likelihood else 0.0)
-    opt = torch.optim.Adam(model.flow.parameters(), lr=lr, weight_decay=1e-5)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    history: list[dict[str, float]] = []
     ramp_steps = max(1, int(ramp * steps))
-    model.train()
-    bar = tqdm(range(steps), desc="INN", disable=not progress, leave=False)
-    for step in bar:
+
+    def losses_of(step: int) -> dict[str, torch.Tensor]:
         x, y = sample()
         ys = (y - model.y_mean) / model.y_std
         ys_noisy = ys + y_noise * torch.randn(ys.shape, generator=g, dtype=dtype)
@@ -176,20 +222,7 @@ def train_inn(model: INN, problem: Problem | None = None,
             losses["rec"] = weights.reconstruction * (model.flow.inverse(perturbed) - x_pad).pow(2).mean()
         else:
             losses["rec"] = zero
-        total = sum(losses.values())
-        record = {k: float(v.detach()) for k, v in losses.items()} | {"total": float(total.detach())}
-        if not np.isfinite(record["total"]):
-            raise RuntimeError(f"train_inn: the loss became {record['total']} at step {step}; lower 'lr' "
-                               "(the weights of the last finite step are kept)")
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        check_step(model.flow, clip, "train_inn", step)
-        opt.step()
-        sched.step()
-        history.append(record)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{record['total']:.3f}", refresh=False)
-        if callback is not None:
-            callback(step, record)
-    model.eval()
-    return history
+        return losses
+
+    return optimise(model.flow, losses_of, steps, lr, "train_inn", clip=clip, progress=progress,
+                    callback=callback)
