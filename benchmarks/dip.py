@@ -34,17 +34,14 @@ denoising image (for the test suite).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import resumable, write_json
 
 from stablerecon import data
 from stablerecon.metrics import psnr
@@ -54,13 +51,6 @@ from stablerecon.solvers import SparseReconstructor
 
 DENOISE_IMAGES = ["camera", "astronaut", "coins", "moon", "cat"]
 SIGMA = 25 / 255
-
-
-def _write(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _db(x_hat: torch.Tensor, x: torch.Tensor) -> float:
@@ -297,16 +287,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "dip.json"
-    payload = json.loads(path.read_text()) if path.exists() else {}
-    settings = {k: v for k, v in vars(args).items() if k not in ("tasks", "out", "threads")}
-    if payload.get("settings") != settings:
-        payload = {"settings": settings}
-    payload["machine"] = {"platform": platform.platform(), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__}
-    payload.setdefault("tasks", {})
+    payload = resumable(path, args)
 
     def save() -> None:
-        _write(path, payload)
+        write_json(path, payload)
 
     for task in args.tasks:
         if task in payload["tasks"] and task != "denoise":

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
+from _results import write_json
 from firenet_problems import (
     NATURAL,
     firenet_curve,
@@ -40,13 +39,6 @@ from tqdm.auto import tqdm
 
 SPARSE_TARGET, SPARSE_LAYERS = 1e-5, 150
 NOISY_FACTOR, NOISY_LAYERS = 1.1, 100
-
-
-def _write(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -86,7 +78,7 @@ def main() -> None:
             case["noisy_layers"][name] = first_reaching(errs, NOISY_FACTOR * floors[fkey], p)
             case["noisy_final"][name] = errs[-1]
         cases[key] = case
-        _write(path, payload)
+        write_json(path, payload)
 
     print(f"\nlayers to 1e-5 (sparse) | layers to within 10% of the floor (noisy, worst of "
           f"{', '.join(NATURAL)}); '-' = stalls\n")

@@ -10,18 +10,21 @@ Tasks (each trains its own models; every training run is timed and stays under 1
 
 * ``gmm``: the 8-mode Gaussian mixture with ``some`` labels. For the INN (bidirectional
   training, :func:`~stablerecon.posterior.training.train_inn`, with the paper's losses and the
-  likelihood term for ``--ablation-steps``, and with the likelihood term alone for
+  likelihood term for ``--gmm-mixed-steps``, and with the likelihood term alone for
   ``--gmm-steps``) and the cINN (``--gmm-steps``): forward label
   accuracy (INN only), the share of the samples of the 4-mode label that each of its modes
   receives, the share outside 3 sigma of the correct modes (exact samples: 1.1%), the mean and
   std of the latent ``z`` of test pairs, and the MMD to the true conditional (average over the
   5 labels, 1000 samples each, the same kernel as training).
 * ``ablation``: the INN trained with ``L_y + L_z`` only, ``L_x`` only and all losses (the
-  paper's weights), ``--ablation-steps`` each: forward accuracy and MMD to the true conditional.
+  paper's weights; "all" trains the forward losses for the first half and then adds ``L_x``, as
+  the paper's toy code does), ``--ablation-steps`` each: forward accuracy and MMD to the true
+  conditional.
 * ``ik``: inverse kinematics of the 4-DoF arm on 50 test points against a rejection-ABC
   reference (``--abc-proposals`` prior draws, the 1000 nearest kept): ``Err_post`` (MMD to ABC)
-  and ``Err_resim`` (mean squared end-point error of the samples) for the INN, the cINN, the
-  MC-dropout point-estimate network and the prior.
+  and ``Err_resim`` (mean squared end-point error of the samples) for the cINN
+  (``--ik-steps``), the INN (``--ik-inn-steps``, the same time budget: its steps cost about 3x
+  more), the MC-dropout point-estimate network and the prior.
 * ``linear``: a linear-Gaussian problem with an analytic posterior: median ``|e_cal|`` against
   the sampling floor ``0.26 / sqrt(N)``, ``e_cal(68%)``, the SBC KS p-value, and the same at
   ``z`` scaled by 0.8 and 1.2 (the metric must see both).
@@ -43,15 +46,12 @@ every schedule (for the test suite; its numbers mean nothing).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import resumable, write_json
 
 from stablerecon.posterior import (
     INN,
@@ -76,28 +76,26 @@ TASKS = ["gmm", "ablation", "ik", "linear", "speed", "digits"]
 NATURAL_OUTSIDE_3SIGMA = float(np.exp(-4.5))  # P(|e| > 3 sigma) for an isotropic 2-D Gaussian
 
 
-def _write(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-
-
 def _r(v: float, digits: int = 5) -> float:
     return float(round(float(v), digits))
 
 
 # ----------------------------------------------------------------------------- models
 
-def gmm_inn(steps: int, weights: LossWeights, seed: int = 0, batch: int = 500) -> tuple[INN, float]:
+def gmm_inn(steps: int, weights: LossWeights, seed: int = 0, batch: int = 500, blocks: int = 8,
+            hidden: int = 128, x_start: float = 0.0) -> tuple[INN, float]:
     """The INN of the 8-mode problem (``some`` labels) and its training time in seconds."""
     problem = GaussianMixture("some")
     torch.manual_seed(seed)
-    model = INN(2, problem.dim_y, 2, blocks=8, hidden=128, seed=seed)
-    noise = 0.2 if weights.likelihood else 0.05  # the paper's losses: small noise, as in its toy code
+    model = INN(2, problem.dim_y, 2, blocks=blocks, hidden=hidden, seed=seed)
+    # with the likelihood term: noise 0.2 on y and the padding (its base densities); the paper's
+    # losses alone: small y noise, as in its toy code, and exact zero padding (with noisy padding
+    # they can take z from the padding noise)
+    y_noise, pad_noise = (0.2, 0.2) if weights.likelihood else (0.05, 0.0)
     t = time.perf_counter()
-    train_inn(model, problem, steps=steps, batch=batch, lr=1e-3, weights=weights, y_noise=noise,
-              pad_noise=noise, seed=seed, progress=False)
+    lr = 1e-3 if weights.likelihood else 5e-4
+    train_inn(model, problem, steps=steps, batch=batch, lr=lr, weights=weights, x_start=x_start,
+              y_noise=y_noise, pad_noise=pad_noise, seed=seed, progress=False)
     return model, time.perf_counter() - t
 
 
@@ -143,7 +141,7 @@ def gmm_metrics(model: INN | ConditionalINN, n: int = 4000) -> dict:
 def task_gmm(args: argparse.Namespace) -> dict:
     rows = {}
     variants = {
-        "INN (paper losses + likelihood)": (LossWeights(likelihood=args.likelihood), args.ablation_steps),
+        "INN (paper losses + likelihood)": (LossWeights(likelihood=args.likelihood), args.gmm_mixed_steps),
         "INN (likelihood only)": (LossWeights(0.0, 0.0, 0.0, 0.0, args.likelihood), args.gmm_steps),
     }
     for name, (weights, steps) in variants.items():
@@ -158,17 +156,20 @@ def task_gmm(args: argparse.Namespace) -> dict:
 
 
 def task_ablation(args: argparse.Namespace) -> dict:
+    """The paper's ablation with its toy code's schedule: the forward losses first, then the
+    backward MMD added (``x_start = 0.5`` for "all"); the same steps and a 3-block INN of width
+    64 for every variant."""
     variants = {
-        "L_y + L_z": LossWeights(x=0.0),
-        "L_x only": LossWeights(y=0.0, z=0.0, reconstruction=0.0),
-        "all (paper)": LossWeights(),
+        "L_y + L_z": (LossWeights(x=0.0), 0.0),
+        "L_x only": (LossWeights(y=0.0, z=0.0, reconstruction=0.0), 0.0),
+        "all (paper)": (LossWeights(), 0.5),
     }
     rows = {}
-    for name, weights in variants.items():
-        model, secs = gmm_inn(args.ablation_steps, weights)
+    for name, (weights, x_start) in variants.items():
+        model, secs = gmm_inn(args.ablation_steps, weights, blocks=3, hidden=64, x_start=x_start)
         m = gmm_metrics(model)
         rows[name] = {"train_s": _r(secs, 1), "accuracy": m["accuracy"], "mmd_true": m["mmd_true"],
-                      "outside_3sigma": m["outside_3sigma"], "z_std": m["z_std"]}
+                      "outside_3sigma": m["outside_3sigma"], "shares": m["shares"], "z_std": m["z_std"]}
         print(f"  {name:18s}", rows[name])
     return rows
 
@@ -204,13 +205,13 @@ def task_ik(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     inn = INN(4, 2, 2, blocks=8, hidden=256)
     t = time.perf_counter()
-    train_inn(inn, problem, steps=args.ik_steps, batch=512, lr=1e-3,
+    train_inn(inn, problem, steps=args.ik_inn_steps, batch=512, lr=1e-3,
               weights=LossWeights(likelihood=args.likelihood), y_noise=0.01, pad_noise=0.01, progress=False)
     evaluate("INN", inn, time.perf_counter() - t)
     torch.manual_seed(0)
     dropout = DropoutRegressor(4, 2)
     t = time.perf_counter()
-    dropout.fit(problem, steps=args.ik_steps // 2, batch=512, lr=1e-3, progress=False)
+    dropout.fit(problem, steps=args.ik_inn_steps // 2, batch=512, lr=1e-3, progress=False)
     evaluate("dropout", dropout, time.perf_counter() - t)
     return rows
 
@@ -344,8 +345,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--likelihood", type=float, default=1.0, help="weight of the INN's likelihood term")
     parser.add_argument("--gmm-steps", type=int, default=8000)
-    parser.add_argument("--ablation-steps", type=int, default=2000)
-    parser.add_argument("--ik-steps", type=int, default=3000)
+    parser.add_argument("--gmm-mixed-steps", type=int, default=2000,
+                        help="steps of the INN with the paper's losses and the likelihood term")
+    parser.add_argument("--ablation-steps", type=int, default=6000)
+    parser.add_argument("--ik-steps", type=int, default=10000, help="cINN training steps on the arm")
+    parser.add_argument("--ik-inn-steps", type=int, default=3000,
+                        help="INN training steps on the arm (and half of it for the dropout network)")
     parser.add_argument("--ik-points", type=int, default=50)
     parser.add_argument("--abc-proposals", type=int, default=10_000_000)
     parser.add_argument("--linear-steps", type=int, default=2000)
@@ -357,21 +362,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.quick:
-        for name in ("gmm_steps", "ablation_steps", "ik_steps", "linear_steps", "speed_steps",
-                     "digits_steps"):
+        for name in ("gmm_steps", "gmm_mixed_steps", "ablation_steps", "ik_steps", "ik_inn_steps",
+                     "linear_steps", "speed_steps", "digits_steps"):
             setattr(args, name, 20)
         args.ik_points, args.abc_proposals, args.linear_points, args.check_every = 4, 20_000, 100, 10
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "posterior.json"
-    payload = json.loads(path.read_text()) if path.exists() else {}
-    settings = {k: v for k, v in vars(args).items() if k not in ("tasks", "out", "threads")}
-    if payload.get("settings") != settings:
-        payload = {"settings": settings}
-    payload["machine"] = {"platform": platform.platform(), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__}
-    payload.setdefault("tasks", {})
+    payload = resumable(path, args)
     for task in args.tasks:
         if task in payload["tasks"]:
             print(f"{task}: done (in {path.name})")
@@ -379,7 +378,7 @@ def main() -> None:
         print(f"{task}:")
         t = time.perf_counter()
         payload["tasks"][task] = globals()[f"task_{task}"](args) | {"seconds": _r(time.perf_counter() - t, 1)}
-        _write(path, payload)
+        write_json(path, payload)
     print(f"wrote {path}")
 
 

@@ -24,14 +24,12 @@ Prints a table and writes ``trained_accuracy.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _results import write_json
 
 from stablerecon.metrics import psnr, ssim
 from stablerecon.nets import FIRENet
@@ -45,13 +43,6 @@ GRIDS = {
     "firenet": [5e-4, 1e-3, 2e-3, 5e-3],
 }
 FISTA_ITERATIONS = 1000  # enough for the smallest lam of the grid
-
-
-def _write(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -151,7 +142,7 @@ def main() -> None:
                "threads": torch.get_num_threads(), "operator": cfg.operator.model_dump(),
                "generator": cfg.data.source, "noise": args.noise, "test_images": args.test,
                "tune_images": args.tune, "fista_label": fista_label, "rows": rows}
-    _write(args.out / "trained_accuracy.json", payload)
+    write_json(args.out / "trained_accuracy.json", payload)
 
     print(f"\n{args.test} held-out {cfg.data.source} phantoms, {cfg.operator.kind} {cfg.operator.mask} "
           f"rate {cfg.operator.rate}, {cfg.operator.size}px, noise {args.noise}")

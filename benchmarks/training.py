@@ -22,17 +22,15 @@ measured step rate (``epochs * steps_per_epoch`` steps). Prints a table and writ
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_json  # noqa: E402
 from operators import paired_times  # noqa: E402
 
 from stablerecon.config import TrainingConfig, load_yaml  # noqa: E402
@@ -41,13 +39,6 @@ from stablerecon.training import TrainingData, build_model  # noqa: E402
 # the training presets (the kernel-experiment configs train with a fixed pair and are not presets)
 CONFIGS = sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")
                  if not p.name.startswith("kernel_"))
-
-
-def _write(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def measure(cfg: TrainingConfig, batch: int, repeats: int) -> dict:
@@ -101,7 +92,7 @@ def main() -> None:
                           **measure(cfg, args.batch, args.repeats)}
     payload = {"benchmark": "training", "machine": platform.platform(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "batch": args.batch, "repeats": args.repeats, "rows": rows}
-    _write(args.out / "training.json", payload)
+    write_json(args.out / "training.json", payload)
 
     print(f"batch {args.batch}, {torch.get_num_threads()} threads, best of {args.repeats}")
     print(f"{'preset':<20}{'params':>10}{'train samples/s':>17}{'forward samples/s':>19}"

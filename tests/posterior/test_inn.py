@@ -121,7 +121,9 @@ def test_inn_divergence_stops_with_finite_weights() -> None:
                   weights=LossWeights(likelihood=1.0))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     with pytest.raises(ValueError, match="'y_noise'"):
-        train_inn(model, problem, steps=2, y_noise=0.0, progress=False)
+        train_inn(model, problem, steps=2, y_noise=-0.1, progress=False)
+    with pytest.raises(ValueError, match="likelihood"):
+        train_inn(model, problem, steps=2, pad_noise=0.0, weights=LossWeights(likelihood=1.0), progress=False)
 
 
 def test_ml_inn_learns_a_deterministic_forward_posterior() -> None:
@@ -144,3 +146,20 @@ def test_ml_inn_learns_a_deterministic_forward_posterior() -> None:
     x, _ = problem.sample_joint(4000, seed=2)
     z = model.latent(x)
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_x_start_trains_the_forward_direction_first() -> None:
+    """``x_start``: the backward MMD is off for that share of the steps (its recorded value is
+    exactly zero), then on."""
+    from stablerecon.posterior.inn import INN
+    from stablerecon.posterior.training import LossWeights, train_inn
+
+    problem = LinearGaussian(dim_x=3, dim_y=1, noise_std=0.05, seed=0)
+    torch.manual_seed(0)
+    model = INN(3, 1, 2, blocks=2, hidden=16)
+    history = train_inn(model, problem, steps=20, batch=64, x_start=0.5, ramp=0.5, progress=False,
+                        weights=LossWeights(x=1.0))
+    assert all(h["L_x"] == 0.0 for h in history[:10])
+    assert all(h["L_x"] != 0.0 for h in history[10:])  # an unbiased MMD: either sign
+    with pytest.raises(ValueError, match="'x_start'"):
+        train_inn(model, problem, steps=2, x_start=1.0, progress=False)

@@ -1,0 +1,47 @@
+"""JSON results shared by the benchmark scripts: atomic writes, the machine record, and resumable
+runs (a rerun with the same settings keeps the finished tasks; other settings start afresh)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+__all__ = ["write_json", "machine", "resumable"]
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically (a temporary file in the same folder, then a
+    rename), so an interrupted run never leaves a truncated file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def machine() -> dict:
+    """Platform, torch version and torch threads of this run."""
+    return {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def resumable(path: Path, args: argparse.Namespace,
+              ignore: tuple[str, ...] = ("tasks", "out", "threads")) -> dict:
+    """The results payload at ``path`` to resume: kept when it was written with the same settings
+    (``vars(args)`` less ``ignore``), else a fresh one; ``machine`` is refreshed and ``tasks``
+    (finished tasks by name) is present."""
+    payload = json.loads(path.read_text()) if path.exists() else {}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ignore}
+    if payload.get("settings") != settings:
+        payload = {"settings": settings}
+    payload["machine"] = machine()
+    payload.setdefault("tasks", {})
+    return payload
