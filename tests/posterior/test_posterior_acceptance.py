@@ -67,11 +67,11 @@ def test_inn_recovers_the_modes_of_the_shared_label(one_thread: None) -> None:
 def test_ablation_lx_alone_learns_no_forward_model(one_thread: None) -> None:
     """Without ``L_y`` nothing supervises the ``y`` outputs directly (the backward MMD ties
     them to the labels only loosely): the forward accuracy stays far below the 99% of the
-    acceptance, while ``L_y + L_z`` learns the labels in the same 300 steps."""
+    acceptance, while ``L_y + L_z`` learns the labels in the same 500 steps."""
     problem = GaussianMixture("some")
     x, y = problem.sample_joint(2000, seed=5)
-    only_x = _gmm_inn(LossWeights(y=0.0, z=0.0, reconstruction=0.0), 300, blocks=4)
-    y_and_z = _gmm_inn(LossWeights(x=0.0), 300, blocks=4)
+    only_x = _gmm_inn(LossWeights(y=0.0, z=0.0, reconstruction=0.0), 500, blocks=4)
+    y_and_z = _gmm_inn(LossWeights(x=0.0), 500, blocks=4)
     acc_x = (only_x.predict(x).argmax(1) == y.argmax(1)).double().mean()
     acc_yz = (y_and_z.predict(x).argmax(1) == y.argmax(1)).double().mean()
     print(f"forward accuracy: L_x only {acc_x:.3f}, L_y + L_z {acc_yz:.3f}")
