@@ -34,7 +34,7 @@ from .mmd import inverse_multiquadric
 from .plots import arm_figure, corner_plot, sbc_histogram, scatter_modes
 from .problems import GaussianMixture, InverseKinematics, LinearGaussian, rejection_abc
 from .reconstruct import PosteriorMean
-from .training import LossWeights, train_inn
+from .training import TRAINING_WIDTHS, LossWeights, train_inn
 
 __all__ = [
     "calibration",
@@ -57,6 +57,7 @@ __all__ = [
     "scatter_modes",
     "INN",
     "LossWeights",
+    "TRAINING_WIDTHS",
     "train_inn",
     "ConditionalINN",
     "AffineCoupling",
