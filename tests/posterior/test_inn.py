@@ -9,7 +9,7 @@ import torch
 
 from stablerecon.posterior import calibration_error, sbc_test
 from stablerecon.posterior.cinn import ConditionalINN
-from stablerecon.posterior.inn import AffineCoupling, InvertibleNetwork, soft_clamp
+from stablerecon.posterior.inn import AffineCoupling, InvertibleNetwork, LearnedPermutation, soft_clamp
 from stablerecon.posterior.problems import LinearGaussian
 
 
@@ -22,9 +22,10 @@ def randomised(net: torch.nn.Module, scale: float = 0.5) -> torch.nn.Module:
     return net
 
 
+@pytest.mark.parametrize("permutation", ["fixed", "learned"])
 @pytest.mark.parametrize("cond_dim", [0, 3])
-def test_network_inverts_and_its_log_det_is_the_jacobians(cond_dim: int) -> None:
-    net = randomised(InvertibleNetwork(5, cond_dim, blocks=3, hidden=16).double())
+def test_network_inverts_and_its_log_det_is_the_jacobians(cond_dim: int, permutation: str) -> None:
+    net = randomised(InvertibleNetwork(5, cond_dim, blocks=3, hidden=16, permutation=permutation).double())
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 5, generator=g, dtype=torch.float64)
     c = torch.randn(4, cond_dim, generator=g, dtype=torch.float64) if cond_dim else None
@@ -33,7 +34,16 @@ def test_network_inverts_and_its_log_det_is_the_jacobians(cond_dim: int) -> None
     for i in range(4):
         ci = None if c is None else c[i : i + 1]
         jac = torch.autograd.functional.jacobian(lambda v, ci=ci: net(v[None], ci)[0][0], x[i])
-        assert logdet[i].item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-9)
+        assert logdet[i].item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-8)
+
+
+def test_learned_permutation_starts_as_a_rotation_and_rejects_unknown_kinds() -> None:
+    mix = LearnedPermutation(6, seed=3).double()
+    w = mix.weight()
+    assert torch.allclose(w @ w.T, torch.eye(6, dtype=torch.float64), atol=1e-6)
+    assert mix.log_s.sum().item() == pytest.approx(0.0, abs=1e-6)  # |det| of a rotation is 1
+    with pytest.raises(ValueError, match="permutation"):
+        InvertibleNetwork(4, permutation="random")
 
 
 def test_soft_clamp_bounds_the_scales() -> None:

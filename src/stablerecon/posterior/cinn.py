@@ -35,17 +35,20 @@ class ConditionalINN(nn.Module):
         Dimensions of the unknown and of the observation.
     blocks, hidden, layers, clamp:
         Affine coupling blocks, width and depth of their sub-networks, soft clamp of the scales.
+    permutation:
+        ``"fixed"`` random permutations or ``"learned"`` invertible linear mixings between the
+        blocks (:class:`~stablerecon.posterior.inn.LearnedPermutation`).
     seed:
         Seeds the initial weights and the permutations.
     """
 
     def __init__(self, dim_x: int, dim_y: int, blocks: int = 8, hidden: int = 128, layers: int = 2,
-                 clamp: float = 2.0, seed: int = 0) -> None:
+                 clamp: float = 2.0, seed: int = 0, permutation: str = "fixed") -> None:
         super().__init__()
         if dim_x < 2:
             raise ValueError(f"argument 'dim_x' must be >= 2, got {dim_x}")
         self.dim_x, self.dim_y = int(dim_x), int(dim_y)
-        self.flow = InvertibleNetwork(dim_x, dim_y, blocks, hidden, layers, clamp, seed)
+        self.flow = InvertibleNetwork(dim_x, dim_y, blocks, hidden, layers, clamp, seed, permutation)
         register_moments(self, dim_x, dim_y)
 
     def _check_y(self, y: object) -> torch.Tensor:

@@ -6,6 +6,9 @@ r"""Invertible networks for posterior estimation.
   on ``c`` (the cINN of Ardizzone et al., "Guided image generation with conditional invertible
   neural networks", 2019), whose sub-networks see ``[u, c]``.
 - :class:`Permutation`: a fixed random permutation of the features between blocks.
+- :class:`LearnedPermutation`: a learned invertible linear mixing ``v = W u`` between blocks,
+  LU-parametrised as GLOW's invertible 1x1 convolution (Kingma & Dhariwal, NeurIPS 2018), so
+  that ``log |det W|`` is the sum of ``log |s|`` of its diagonal; started at a random rotation.
 - :class:`InvertibleNetwork`: blocks and permutations, ``forward(x, c) -> (out, log|det J|)``
   and ``inverse(out, c)``.
 
@@ -20,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["AffineCoupling", "Permutation", "InvertibleNetwork", "INN", "soft_clamp"]
+__all__ = ["AffineCoupling", "Permutation", "LearnedPermutation", "InvertibleNetwork", "INN", "soft_clamp"]
 
 
 def soft_clamp(s: torch.Tensor, clamp: float) -> torch.Tensor:
@@ -114,24 +117,64 @@ class Permutation(nn.Module):
         return v[:, self.inv]
 
 
+class LearnedPermutation(nn.Module):
+    r"""A learned invertible linear map ``v = W u`` of ``dim`` features, ``W = P L (U + diag(s))``
+    with ``P`` a fixed permutation, ``L`` unit lower and ``U`` strictly upper triangular, so that
+    ``log |det W| = sum log |s|`` (GLOW's LU-decomposed invertible 1x1 convolution, Kingma &
+    Dhariwal 2018). Started at a random rotation (seeded); ``s`` is kept away from 0 through
+    ``s = sign * exp(log_s)``.
+    """
+
+    def __init__(self, dim: int, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
+        p, lower, upper = torch.linalg.lu(q)
+        diag = torch.diagonal(upper)
+        self.register_buffer("p", p.float())
+        self.register_buffer("sign", diag.sign().float())
+        self.register_buffer("mask", torch.triu(torch.ones(dim, dim), 1))
+        self.lower = nn.Parameter(lower.float())
+        self.upper = nn.Parameter(upper.float())
+        self.log_s = nn.Parameter(diag.abs().log().float())
+
+    def weight(self) -> torch.Tensor:
+        """``W`` ``(dim, dim)``."""
+        eye = torch.eye(self.p.shape[0], dtype=self.lower.dtype, device=self.lower.device)
+        lower = self.lower * self.mask.T + eye
+        upper = self.upper * self.mask + torch.diag(self.sign * self.log_s.exp())
+        return self.p @ lower @ upper
+
+    def forward(self, u: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return u @ self.weight().T, self.log_s.sum().expand(u.shape[0])
+
+    def inverse(self, v: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.linalg.solve(self.weight(), v.T).T
+
+
 class InvertibleNetwork(nn.Module):
-    """``blocks`` affine couplings, each followed by a fixed random permutation.
+    """``blocks`` affine couplings, each followed by a fixed random permutation
+    (``permutation="fixed"``) or a learned invertible linear mixing (``"learned"``,
+    :class:`LearnedPermutation`).
 
     ``forward(x, c) -> (out, log|det J|)`` and ``inverse(out, c) -> x`` on ``(N, dim)`` tensors;
     ``c`` (``(N, cond_dim)``) conditions every block when ``cond_dim > 0``.
     """
 
     def __init__(self, dim: int, cond_dim: int = 0, blocks: int = 8, hidden: int = 128, layers: int = 2,
-                 clamp: float = 2.0, seed: int = 0) -> None:
+                 clamp: float = 2.0, seed: int = 0, permutation: str = "fixed") -> None:
         super().__init__()
         if blocks < 1:
             raise ValueError(f"argument 'blocks' must be >= 1, got {blocks}")
+        if permutation not in ("fixed", "learned"):
+            raise ValueError(f"argument 'permutation' must be 'fixed' or 'learned', got {permutation!r}")
         self.dim, self.cond_dim = int(dim), int(cond_dim)
+        mix = Permutation if permutation == "fixed" else LearnedPermutation
         mods: list[nn.Module] = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for k in range(blocks):
-                mods += [AffineCoupling(dim, cond_dim, hidden, layers, clamp), Permutation(dim, seed + 1 + k)]
+                mods += [AffineCoupling(dim, cond_dim, hidden, layers, clamp), mix(dim, seed + 1 + k)]
         self.layers = nn.ModuleList(mods)
 
     def _check(self, u: torch.Tensor, c: torch.Tensor | None, name: str) -> None:
@@ -174,14 +217,14 @@ class INN(nn.Module):
     """
 
     def __init__(self, dim_x: int, dim_y: int, dim_z: int, blocks: int = 8, hidden: int = 128,
-                 layers: int = 2, clamp: float = 2.0, seed: int = 0) -> None:
+                 layers: int = 2, clamp: float = 2.0, seed: int = 0, permutation: str = "fixed") -> None:
         super().__init__()
         for name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("dim_z", dim_z)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"argument '{name}' must be an integer >= 1, got {value!r}")
         self.dim_x, self.dim_y, self.dim_z = dim_x, dim_y, dim_z
         self.dim = max(dim_x, dim_y + dim_z, 2)
-        self.flow = InvertibleNetwork(self.dim, 0, blocks, hidden, layers, clamp, seed)
+        self.flow = InvertibleNetwork(self.dim, 0, blocks, hidden, layers, clamp, seed, permutation)
         register_moments(self, dim_x, dim_y)
         # noise levels of training (standardised units), set by train_inn; sampling uses them
         self.register_buffer("y_noise", torch.zeros(()))
