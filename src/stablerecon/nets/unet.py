@@ -154,14 +154,17 @@ def net_input(z: torch.Tensor, in_channels: int, name: str) -> torch.Tensor:
 
 
 class PostProcessing(nn.Module):
-    r"""Residual post-processing network: ``x_hat = A_dagger(y) + net(A_dagger(y))``.
+    r"""Post-processing network: ``x_hat = A_dagger(y) + net(A_dagger(y))`` (residual, default)
+    or ``x_hat = net(A_dagger(y))`` (``residual=False``).
 
     The FBPConvNet scheme (Jin, McCann, Froustey, Unser, IEEE TIP 2017): a cheap inverse
     (zero-filled adjoint for subsampled Fourier, filtered back-projection for Radon) followed
     by a residual U-Net that removes its artefacts. If the network takes twice the image's
-    channels, the (complex) ``A_dagger(y)`` enters as real and imaginary channels; if it
-    returns the image's channels, the output is real (the residual is added to the real part),
-    and if it returns twice as many, complex.
+    channels, the (complex) ``A_dagger(y)`` enters as real and imaginary channels, if it takes
+    as many, its real part. If the network returns the image's channels, the output is real
+    (the residual is added to the real part), and if it returns twice as many, complex. With
+    ``residual=False`` the network's output is the reconstruction itself (e.g. a denoiser such
+    as :class:`~stablerecon.nets.csc.CSCDenoiser`, which already returns an image).
 
     Parameters
     ----------
@@ -170,6 +173,9 @@ class PostProcessing(nn.Module):
         (e.g. :class:`UNet`).
     op:
         Default forward operator, used when ``forward`` is called without one.
+    residual:
+        Add ``A_dagger(y)`` to the network's output (default ``True``); ``False`` returns the
+        network's output ``(B, C, H, W)`` (real) or ``(B, 2C, H, W)`` (as complex) unchanged.
 
     Examples
     --------
@@ -180,13 +186,19 @@ class PostProcessing(nn.Module):
     >>> x = torch.rand(1, 1, 32, 32)
     >>> bool(torch.allclose(method(op.A(x)), op.A_dagger(op.A(x)).real))  # untrained: the identity
     True
+    >>> direct = PostProcessing(UNet(in_channels=1, out_channels=1, depth=2, width=8), op, residual=False)
+    >>> bool((direct(op.A(x)) == 0).all())  # untrained U-Net outputs zero, and nothing is added
+    True
     """
 
     differentiable = True
     name = "U-Net post-processing"
 
-    def __init__(self, net: nn.Module, op: LinearOperator | None = None) -> None:
+    def __init__(self, net: nn.Module, op: LinearOperator | None = None, residual: bool = True) -> None:
         super().__init__()
+        if not isinstance(residual, bool):
+            raise TypeError(f"PostProcessing: argument 'residual' must be a bool, got {residual!r}")
+        self.residual = residual
         for attr in ("in_channels", "out_channels"):
             if not isinstance(getattr(net, attr, None), int):
                 raise TypeError(f"PostProcessing: argument 'net' must have an integer '{attr}' attribute")
@@ -203,9 +215,11 @@ class PostProcessing(nn.Module):
         c = z.shape[1]
         inp = net_input(z, self.net.in_channels, "PostProcessing")
         out = self.net(inp)
-        if out.shape[1] == c:
-            return (z.real if z.is_complex() else z) + out
         if out.shape[1] == 2 * c:
-            return z + channels_to_complex(out)
-        raise ValueError(f"PostProcessing: the network returns {out.shape[1]} channels; expected {c} "
-                         f"(real image) or {2 * c} (complex image)")
+            out = channels_to_complex(out)
+        elif out.shape[1] == c:
+            z = z.real if z.is_complex() else z
+        else:
+            raise ValueError(f"PostProcessing: the network returns {out.shape[1]} channels; expected {c} "
+                             f"(real image) or {2 * c} (complex image)")
+        return z + out if self.residual else out

@@ -3,7 +3,9 @@
 - :func:`train` runs a :class:`~stablerecon.config.TrainingConfig` into a run folder;
 - :func:`load` rebuilds a trained method from a checkpoint (JSON + safetensors);
 - :func:`pretrained` loads the shipped weights of a preset (see :func:`available_pretrained`);
-- :class:`TrainingData` generates the batches (phantoms or image patches, noise, jitter).
+- :class:`TrainingData` generates the batches (phantoms or image patches, noise, jitter);
+- :func:`train_classifier` trains an SDNet classifier (:class:`~stablerecon.config.ClassifierConfig`),
+  :func:`load_classifier` reads it back, :func:`accuracy` scores it.
 """
 
 from .checkpoint import (
@@ -15,6 +17,7 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from .classify import ClassifierResult, accuracy, load_classifier, train_classifier
 from .data import TrainingData, measure
 from .loop import TrainResult, evaluate, learning_rate, train
 from .pretrained import available_pretrained, pretrained, pretrained_path
@@ -36,4 +39,8 @@ __all__ = [
     "pretrained",
     "pretrained_path",
     "available_pretrained",
+    "train_classifier",
+    "ClassifierResult",
+    "load_classifier",
+    "accuracy",
 ]

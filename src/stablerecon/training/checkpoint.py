@@ -32,6 +32,7 @@ from .. import __version__
 from ..config import ConfigError, TrainingConfig, validate
 from ..files import write_atomic
 from ..nets import ItNet, PostProcessing, UNet
+from ..nets.csc import CSCDenoiser
 
 __all__ = [
     "CheckpointError",
@@ -58,9 +59,17 @@ def build_model(config: TrainingConfig, op: nn.Module | None = None) -> nn.Modul
     """The untrained network a training config describes, with ``op`` as its default operator.
 
     Image channels are 1 (grayscale); with ``complex_input`` the network sees the real and
-    imaginary parts of the complex iterate as 2 channels.
+    imaginary parts of the complex iterate as 2 channels. Kind ``csc`` is
+    ``PostProcessing(CSCDenoiser(...), op, residual=False)`` on the real part of ``A_dagger(y)``,
+    its ``lam`` and ``steps`` taken from the config (they are not weights).
     """
     m = config.model
+    if m.kind == "csc":
+        denoiser = CSCDenoiser(1, atoms=m.atoms, kernel_size=m.kernel_size, lam=m.lam, steps=m.steps,
+                               seed=config.seed)
+        method = PostProcessing(denoiser, op, residual=False)
+        method.name = "CSC post-processing"
+        return method
     channels = 2 if m.complex_input else 1
     if m.kind == "postprocessing":
         net = UNet(channels, 1, depth=m.unet.depth, width=m.unet.width, batch_norm=m.unet.batch_norm)

@@ -1,0 +1,122 @@
+"""Test-time lam tuning: the fit against closed forms, the label-free choice against running
+each sample alone, PGD against the closed-form step on a linear model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stablerecon.nets.csc import SDNet
+from stablerecon.nets.csc_robust import (
+    ResidualLamFit,
+    adaptive_predict,
+    lam_of,
+    lam_sweep,
+    pgd_linf,
+    residuals,
+)
+
+
+def _net() -> SDNet:
+    torch.manual_seed(0)
+    net = SDNet(csc="first", width=8, lam=0.1, steps=3).eval()
+    with torch.no_grad():  # give the (untrained) network varied decisions
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return net
+
+
+def test_fit_recovers_a_log_linear_law_and_clips() -> None:
+    r = torch.tensor([1e-3, 3e-3, 1e-2, 5e-2, 0.2], dtype=torch.float64)
+    lam = 0.4 + 0.05 * r.log()
+    fit = ResidualLamFit.fit(r.tolist(), lam.tolist())
+    assert fit.a == pytest.approx(0.4, abs=1e-9) and fit.b == pytest.approx(0.05, abs=1e-9)
+    assert fit.r2 == pytest.approx(1.0, abs=1e-9)
+    assert float(fit(torch.tensor([1e-9]))) == pytest.approx(float(lam.min()))
+    assert float(fit(torch.tensor([10.0]))) == pytest.approx(float(lam.max()))
+    # R^2 of a noisy law against its definition 1 - SS_res / SS_tot
+    noisy = lam + torch.tensor([0.01, -0.02, 0.015, -0.01, 0.005], dtype=lam.dtype)
+    fit = ResidualLamFit.fit(r.tolist(), noisy.tolist())
+    pred = fit.a + fit.b * r.double().log()
+    ss_res = float((noisy.double() - pred).pow(2).sum())
+    ss_tot = float((noisy.double() - noisy.double().mean()).pow(2).sum())
+    assert fit.r2 == pytest.approx(1 - ss_res / ss_tot, abs=1e-9)
+    with pytest.raises(ValueError, match="residual"):
+        ResidualLamFit.fit([0.1], [0.2])
+    with pytest.raises(ValueError, match="residual"):
+        ResidualLamFit.fit([0.1, -1.0], [0.2, 0.3])
+
+
+def test_lam_of_restores_and_the_sweep_matches_single_runs() -> None:
+    net = _net()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(24, 1, 8, 8, generator=g), torch.randint(0, 10, (24,), generator=g)
+    with lam_of(net, 0.3):
+        assert net.first_csc.lam == 0.3
+    assert net.first_csc.lam == 0.1
+    correct = lam_sweep(net, x, y, [0.05, 0.3], batch=7)
+    for k, lam in enumerate([0.05, 0.3]):
+        net.first_csc.lam = lam
+        with torch.no_grad():
+            assert torch.equal(correct[k], net(x).argmax(1) == y)
+    net.first_csc.lam = 0.1
+    # a larger lam leaves more of the input unexplained
+    assert float(residuals(net, x, 0.5).mean()) > float(residuals(net, x, 0.05).mean())
+
+
+def test_adaptive_choice_equals_running_each_sample_with_its_lam() -> None:
+    net = _net()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(16, 1, 8, 8, generator=g) * torch.linspace(0.2, 1.0, 16).view(-1, 1, 1, 1)
+    fit = ResidualLamFit(a=0.5, b=0.08, lo=0.05, hi=0.4, r2=1.0)
+    grid = [0.05, 0.1, 0.2, 0.4]
+    labels, chosen = adaptive_predict(net, x, fit, probe_lam=0.1, grid=grid, batch=5)
+    for i in range(16):
+        with torch.no_grad():
+            net.first_csc.lam = 0.1
+            _, r = net(x[i : i + 1], return_residual=True)
+            want = min(max(0.5 + 0.08 * math.log(float(r)), 0.05), 0.4)
+            lam = min(grid, key=lambda v: abs(v - want))
+            assert float(chosen[i]) == pytest.approx(lam)
+            net.first_csc.lam = lam
+            assert int(labels[i]) == int(net(x[i : i + 1]).argmax(1))
+    assert net.first_csc.lam in grid  # the loop above set it; adaptive_predict restores its own
+
+
+def test_pgd_stays_in_the_ball_and_takes_the_sign_step_on_a_linear_model() -> None:
+    torch.manual_seed(0)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(5, 1, 4, 4, generator=g) * 0.6 + 0.2, torch.tensor([0, 1, 2, 0, 1])
+    eps = 0.05
+    x_adv = pgd_linf(lin, x, y, eps, steps=20, seed=1)
+    assert float((x_adv - x).abs().max()) <= eps + 1e-7
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+    # for a linear model the loss is maximised at a vertex of the box: the sign of the gradient
+    x0 = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(lin(x0), y), x0)
+    vertex = x + eps * grad.sign()
+    with torch.no_grad():
+        losses = [float(F.cross_entropy(lin(z), y)) for z in (x, x_adv, vertex)]
+    assert losses[1] > losses[0]
+    assert losses[1] >= losses[2] - 0.02
+    with pytest.raises(ValueError, match="eps"):
+        pgd_linf(lin, x, y, -1.0)
+    with pytest.raises(ValueError, match="'y'"):
+        pgd_linf(lin, x, y[:3], 0.1)
+
+
+def test_bad_input_names_the_argument() -> None:
+    net = _net()
+    with pytest.raises(ValueError, match="'x'"):
+        lam_sweep(net, torch.rand(3, 8, 8), torch.zeros(3, dtype=torch.long), [0.1])
+    with pytest.raises(ValueError, match="'x'"):
+        residuals(net, torch.full((2, 1, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="lams"):
+        lam_sweep(net, torch.rand(3, 1, 8, 8), torch.zeros(3, dtype=torch.long), [-0.1])
+    with pytest.raises(ValueError, match="no CSC layer"):
+        residuals(SDNet(csc="none"), torch.rand(2, 1, 8, 8))
