@@ -257,7 +257,7 @@ def _cli_config(tmp_path: Path) -> Path:
         "name": "tiny",
         "operators": [{"kind": "fourier", "size": 16, "rate": 0.3, "seed": 0}],
         "methods": [{"name": "zero-filled", "kind": "zero_filled"},
-                    {"name": "TV", "kind": "tv", "max_iter": 40},
+                    {"name": "TV", "kind": "tv", "max_iter": 150},
                     {"name": "FIRENET", "kind": "firenet", "restarts": 3, "inner": 4}],
         "images": ["ellipses:1", "shepp_logan"],
         "options": {**FAST, "steps": 8, "kernel": {"diameter": 3}, "detail": {"size": 3},
