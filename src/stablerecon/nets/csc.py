@@ -60,9 +60,10 @@ class CSCLayer(nn.Module):
     ``t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2``; with ``restart`` (default) the momentum of a
     sample is reset (``t = 1``) when it points uphill, ``(v_k - c_{k+1}) . (c_{k+1} - c_k) > 0``
     (the gradient restart of O'Donoghue & Candes, "Adaptive restart for accelerated gradient
-    schemes", 2015), which keeps FISTA's O(1/k^2) rate and converges much faster on the
-    redundant dictionaries of CSC. ``H' = floor((H + 2p - k) / stride) + 1`` with
-    ``p = k // 2`` (so ``H' = H`` at stride 1); ``D`` pads its output back to ``H``.
+    schemes", 2015), which in practice converges faster once the support has settled (measured
+    here: 1000 steps reach 1e-10 relative where plain FISTA is at 1e-7).
+    ``H' = floor((H + 2p - k) / stride) + 1`` with ``p = k // 2`` (so ``H' = H`` at stride 1);
+    ``D`` pads its output back to ``H``.
 
     Parameters
     ----------
