@@ -67,6 +67,7 @@ __all__ = [
     "KernelTestConfig",
     "DetailTestConfig",
     "load_yaml",
+    "config_of",
     "validate",
 ]
 
@@ -578,6 +579,18 @@ def validate(model: type[M], data: Any, source: str = "config") -> M:
         return model.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"invalid {source}:\n{_format(err)}") from None
+
+
+def config_of(value: Any, model: type[M]) -> M:
+    """``value`` as a ``model``: the object itself, a validated mapping, or a validated YAML file."""
+    if isinstance(value, model):
+        return value
+    if isinstance(value, dict):
+        return validate(model, value)
+    if isinstance(value, (str, Path)):
+        return load_yaml(value, model)
+    raise TypeError(f"argument 'config' must be a {model.__name__}, a mapping or a YAML path, "
+                    f"got {type(value).__name__}")
 
 
 def load_yaml(path: str | Path, model: type[M]) -> M:

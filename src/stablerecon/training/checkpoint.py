@@ -230,22 +230,29 @@ def _resolve(path: str | Path) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint's JSON (``path``: the JSON, its weights file, or a run
-    folder holding ``model.json``)."""
-    path = _resolve(path)
+def _read_meta(path: Path, fmt: str, version: int, kind: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON of checkpoint ``path``, checked for format ``fmt``, ``version`` and ``fields``."""
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint {str(path)!r} is not valid JSON: {err}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a stablerecon checkpoint (no format {FORMAT!r})")
-    if meta.get("version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise CheckpointError(f"{str(path)!r} is not a {kind} (no format {fmt!r})")
+    if meta.get("version") != version:
         raise CheckpointError(f"checkpoint {str(path)!r} has format version {meta.get('version')!r}; "
-                              f"this stablerecon reads version {VERSION}")
-    for key in ("weights", "architecture", "operator", "training"):
+                              f"this stablerecon reads version {version}")
+    for key in fields:
         if key not in meta:
             raise CheckpointError(f"checkpoint {str(path)!r} lacks the field {key!r}")
+    return meta
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint's JSON (``path``: the JSON, its weights file, or a run
+    folder holding ``model.json``)."""
+    path = _resolve(path)
+    meta = _read_meta(path, FORMAT, VERSION, "stablerecon checkpoint",
+                      ("weights", "architecture", "operator", "training"))
     try:
         config = validate(TrainingConfig, meta["training"], source=f"training config in {str(path)!r}")
     except ConfigError as err:

@@ -17,7 +17,6 @@ architecture, config, epoch, history, SHA-256 of both files), the JSON written l
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import ClassifierConfig, ConfigError, load_yaml, validate
+from ..config import ClassifierConfig, ConfigError, config_of, validate
 from ..data.classification import classification_data
 from ..files import write_atomic, write_json
 from ..nets.csc import SDNet, csc_layers
@@ -42,6 +41,7 @@ from .checkpoint import (
     Checkpoint,
     CheckpointError,
     _optimizer_tensors,
+    _read_meta,
     _read_tensors,
     _resolve,
     _sha256,
@@ -114,17 +114,6 @@ class ClassifierResult:
     val_accuracy: float
     test_accuracy: float
     seconds: float
-
-
-def _config_of(config: ClassifierConfig | dict | str | Path) -> ClassifierConfig:
-    if isinstance(config, ClassifierConfig):
-        return config
-    if isinstance(config, dict):
-        return validate(ClassifierConfig, config)
-    if isinstance(config, (str, Path)):
-        return load_yaml(config, ClassifierConfig)
-    raise TypeError(f"argument 'config' must be a ClassifierConfig, a mapping or a YAML path, "
-                    f"got {type(config).__name__}")
 
 
 def _architecture(cfg: ClassifierConfig, in_channels: int, num_classes: int) -> dict[str, Any]:
@@ -208,19 +197,8 @@ def _read(path: str | Path) -> Checkpoint:
     """Read and validate a classifier checkpoint's JSON (the JSON, its weights file, or a run
     folder holding ``model.json``)."""
     path = _resolve(path)
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} is not valid JSON: {err}") from None
-    if not isinstance(meta, dict) or meta.get("format") != CLASSIFIER_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a stablerecon classifier checkpoint "
-                              f"(no format {CLASSIFIER_FORMAT!r})")
-    if meta.get("version") != CLASSIFIER_VERSION:
-        raise CheckpointError(f"checkpoint {str(path)!r} has format version {meta.get('version')!r}; "
-                              f"this stablerecon reads version {CLASSIFIER_VERSION}")
-    for key in ("weights", "weights_sha256", "architecture", "config"):
-        if key not in meta:
-            raise CheckpointError(f"checkpoint {str(path)!r} lacks the field {key!r}")
+    meta = _read_meta(path, CLASSIFIER_FORMAT, CLASSIFIER_VERSION, "stablerecon classifier checkpoint",
+                      ("weights", "weights_sha256", "architecture", "config"))
     try:
         cfg = validate(ClassifierConfig, meta["config"], source=f"classifier config in {str(path)!r}")
     except ConfigError as err:
@@ -302,7 +280,7 @@ def train_classifier(config: ClassifierConfig | dict | str | Path, run_dir: str 
     ClassifierResult
         The best model, history, best validation and test accuracy, training seconds.
     """
-    cfg = _config_of(config)
+    cfg = config_of(config, ClassifierConfig)
     if not isinstance(run_dir, (str, Path)):
         raise TypeError(f"argument 'run_dir' must be a str or Path, got {type(run_dir).__name__}")
     run = Path(run_dir)

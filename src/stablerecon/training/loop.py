@@ -14,7 +14,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, TrainingConfig, load_yaml, validate
+from ..config import ConfigError, TrainingConfig, config_of, validate
 from ..metrics import psnr, ssim
 from .checkpoint import CheckpointError, build_model, export, read_checkpoint, save_checkpoint, write_atomic
 from .data import TrainingData
@@ -91,17 +91,6 @@ def _prune(folder: Path, keep: int, protect: set[str]) -> None:
             orphan.unlink(missing_ok=True)
 
 
-def _config_of(config: TrainingConfig | dict | str | Path) -> TrainingConfig:
-    if isinstance(config, TrainingConfig):
-        return config
-    if isinstance(config, dict):
-        return validate(TrainingConfig, config)
-    if isinstance(config, (str, Path)):
-        return load_yaml(config, TrainingConfig)
-    raise TypeError(f"argument 'config' must be a TrainingConfig, a mapping or a YAML path, "
-                    f"got {type(config).__name__}")
-
-
 def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, resume: bool = True,
           progress: bool = True, device: str | torch.device = "cpu") -> TrainResult:
     """Train the network a config describes, checkpointing into ``run_dir``.
@@ -134,7 +123,7 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
     device:
         Torch device to train on.
     """
-    cfg = _config_of(config)
+    cfg = config_of(config, TrainingConfig)
     run = Path(run_dir)
     ckdir = run / "checkpoints"
     cfg_path = run / "config.yaml"
