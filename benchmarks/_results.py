@@ -8,11 +8,13 @@ import json
 import os
 import platform
 import tempfile
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
-__all__ = ["write_json", "machine", "resumable"]
+__all__ = ["write_json", "machine", "resumable", "run_tasks"]
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -44,4 +46,23 @@ def resumable(path: Path, args: argparse.Namespace,
         payload = {"settings": settings}
     payload["machine"] = machine()
     payload.setdefault("tasks", {})
+    return payload
+
+
+def run_tasks(path: Path, args: argparse.Namespace,
+              tasks: Mapping[str, Callable[[argparse.Namespace], dict]]) -> dict:
+    """Run the tasks named in ``args.tasks`` in order, ``tasks[name](args)`` each, and write each
+    result (with its ``seconds``) to ``path`` as soon as it finishes; a task already finished in
+    a payload with the same settings (:func:`resumable`) is skipped. Returns the payload."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = resumable(path, args)
+    for task in args.tasks:
+        if task in payload["tasks"]:
+            print(f"{task}: done (in {path}; delete it to rerun)")
+            continue
+        print(f"{task}:")
+        t = time.perf_counter()
+        payload["tasks"][task] = tasks[task](args) | {"seconds": round(time.perf_counter() - t, 1)}
+        write_json(path, payload)
+    print(f"wrote {path}")
     return payload

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import resumable, write_json
+from _results import run_tasks
 
 from stablerecon.posterior import (
     INN,
@@ -368,19 +368,7 @@ def main() -> None:
         args.ik_points, args.abc_proposals, args.linear_points, args.check_every = 4, 20_000, 100, 10
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "posterior.json"
-    payload = resumable(path, args)
-    for task in args.tasks:
-        if task in payload["tasks"]:
-            print(f"{task}: done (in {path.name})")
-            continue
-        print(f"{task}:")
-        t = time.perf_counter()
-        payload["tasks"][task] = globals()[f"task_{task}"](args) | {"seconds": _r(time.perf_counter() - t, 1)}
-        write_json(path, payload)
-    print(f"wrote {path}")
-
+    run_tasks(args.out / "posterior.json", args, {name: globals()[f"task_{name}"] for name in TASKS})
 
 if __name__ == "__main__":
     main()

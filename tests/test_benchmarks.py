@@ -103,3 +103,21 @@ def test_posterior_benchmark_writes_json_and_resumes(tmp_path: Path) -> None:
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     assert "ik: done" in again.stdout
     assert json.loads((tmp_path / "posterior.json").read_text())["tasks"] == tasks
+
+
+def test_csc_benchmark_times_the_layer_against_a_convolution_and_resumes(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(BENCH / "csc.py"), "--tasks", "speed", "--repeats", "2", "--threads", "1",
+           "--out", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
+    payload = json.loads((tmp_path / "csc.json").read_text())
+    speed = payload["tasks"]["speed"]
+    for row in speed["layers"]:
+        assert row["ratio"] == pytest.approx(row["csc_ms"] / row["conv_ms"])
+        # 2 * steps - 1 convolution-sized passes against one: the CSC layer is the slower one
+        assert row["ratio"] > 1.0
+    assert speed["images_per_s"]["ratio"] == pytest.approx(
+        speed["images_per_s"]["baseline"] / speed["images_per_s"]["SDNet"])
+    assert "images/s" in out and not list(tmp_path.glob("*.tmp"))
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    assert "speed: done" in again.stdout
+    assert json.loads((tmp_path / "csc.json").read_text())["tasks"]["speed"] == speed

@@ -98,6 +98,16 @@ def _nonzero(value: float) -> float:
 NonzeroFloat = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_nonzero)]
 
 
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError(f"must be odd (kernels centred on a pixel), got {value}")
+    return value
+
+
+#: A positive odd integer (kernel sizes centred on a pixel).
+OddInt = Annotated[int, Field(gt=0, strict=True), AfterValidator(_odd)]
+
+
 class OperatorSpec(StrictModel):
     """A forward operator from its description: ``kind``, image ``size``, and the sampling
     pattern (``mask`` generator, ``rate``, ``seed``; ``angles`` for ``radon``)."""
@@ -178,17 +188,10 @@ class CSCModelConfig(StrictModel):
 
     kind: Literal["csc"] = "csc"
     atoms: PositiveInt = 32
-    kernel_size: PositiveInt = 7
+    kernel_size: OddInt = 7
     lam: NonNegativeFloat = 0.05
     steps: PositiveInt = 20
     complex_input: bool = False
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd_kernel(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"must be odd (centred atoms), got {value}")
-        return value
 
     @field_validator("complex_input")
     @classmethod
@@ -334,14 +337,7 @@ class ClassifierModelConfig(StrictModel):
     width: PositiveInt = 32
     lam: NonNegativeFloat = 0.1
     steps: PositiveInt = 5
-    kernel_size: PositiveInt = 3
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"must be odd (centred kernels), got {value}")
-        return value
+    kernel_size: OddInt = 3
 
 
 class ClassifierTrainConfig(StrictModel):

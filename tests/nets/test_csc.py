@@ -68,6 +68,23 @@ def test_lipschitz_is_cached_and_follows_weight_changes() -> None:
     assert layer.lipschitz(12, 12) == pytest.approx(torch.linalg.matrix_norm(d, 2).item() ** 2, rel=1e-3)
 
 
+def test_reset_power_recomputes_from_the_given_warm_start() -> None:
+    """Restoring the power iteration's vector reproduces L bit for bit; a wrong shape is refused."""
+    layer = CSCLayer(1, 8, 3, seed=0, power_iterations=5)  # few iterations: L depends on the start
+    assert layer.power_vector is None
+    first = layer.lipschitz(10, 10)
+    saved = layer.power_vector.clone()
+    second = layer.lipschitz(10, 10)  # cached
+    assert second == first
+    layer.reset_power()
+    moved = layer.lipschitz(10, 10)  # warm-started from the previous vector: a different estimate
+    assert moved != first
+    layer.reset_power(saved)
+    assert layer.lipschitz(10, 10) == moved
+    with pytest.raises(ValueError, match="'vector'"):
+        layer.reset_power(torch.zeros(1, 3, 10, 10))
+
+
 @pytest.mark.parametrize("restart", [False, True])
 def test_gradcheck_through_the_unrolled_steps(restart: bool) -> None:
     layer = CSCLayer(1, 4, 3, lam=0.05, steps=6, restart=restart, seed=2).double()

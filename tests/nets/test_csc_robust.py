@@ -16,6 +16,7 @@ from stablerecon.nets.csc_robust import (
     adaptive_predict,
     lam_of,
     lam_sweep,
+    noise_level,
     pgd_linf,
     residuals,
 )
@@ -51,6 +52,47 @@ def test_fit_recovers_a_log_linear_law_and_clips() -> None:
         ResidualLamFit.fit([0.1, -1.0], [0.2, 0.3])
 
 
+def test_noise_level_is_sigma_on_white_noise_and_blind_to_ramps() -> None:
+    """Closed forms: the 5-point Laplacian of white N(0, sigma^2) noise has standard deviation
+    sqrt(20) sigma and a median absolute value 0.6745 sqrt(20) sigma; it is zero on a linear
+    ramp (so adding one changes nothing)."""
+    g = torch.Generator().manual_seed(0)
+    sigma = torch.tensor([0.05, 0.3, 1.0, 2.0]).view(-1, 1, 1, 1)
+    z = sigma * torch.randn(4, 2, 96, 96, generator=g, dtype=torch.float64)
+    est = noise_level(z)
+    assert torch.allclose(est, sigma.flatten().double(), rtol=0.03), est
+    yy, xx = torch.meshgrid(*[torch.arange(96, dtype=torch.float64)] * 2, indexing="ij")
+    ramp = (3.0 * xx - 0.7 * yy + 5.0)[None, None]
+    assert float(noise_level(ramp.expand(1, 2, 96, 96)).abs().max()) < 1e-9
+    assert torch.allclose(noise_level(z + ramp), est, atol=1e-9)
+    # against the definition: median over the interior of |x[i-1]+x[i+1]+x[j-1]+x[j+1]-4x| of one image
+    one = z[1:2, :1]
+    lap = (one[..., :-2, 1:-1] + one[..., 2:, 1:-1] + one[..., 1:-1, :-2] + one[..., 1:-1, 2:]
+           - 4 * one[..., 1:-1, 1:-1])
+    want = float(lap.abs().flatten().median()) / (0.6744897501960817 * math.sqrt(20))
+    assert float(noise_level(one)) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="'r'"):
+        noise_level(torch.zeros(1, 1, 2, 8))
+
+
+def test_residual_statistics_match_the_layer_residual() -> None:
+    """``"energy"`` is the layer's own mean-square residual; ``"noise"`` is the noise level of
+    the residual image x - D c computed by hand from the code."""
+    net = _net()
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 1, 8, 8, generator=g)
+    layer = net.first_csc
+    with torch.no_grad():
+        xn = net.normalise(x)
+        code, energy = layer(xn, return_residual=True)
+        r = xn - F.conv_transpose2d(code, layer.dictionary(), padding=layer.padding)
+    assert torch.allclose(residuals(net, x, statistic="energy", batch=4), energy)
+    assert torch.allclose(energy, r.pow(2).mean((1, 2, 3)), rtol=1e-5)
+    assert torch.allclose(residuals(net, x, batch=4), noise_level(r), rtol=1e-5)
+    with pytest.raises(ValueError, match="statistic"):
+        residuals(net, x, statistic="mse")
+
+
 def test_lam_of_restores_and_the_sweep_matches_single_runs() -> None:
     net = _net()
     g = torch.Generator().manual_seed(1)
@@ -65,7 +107,8 @@ def test_lam_of_restores_and_the_sweep_matches_single_runs() -> None:
             assert torch.equal(correct[k], net(x).argmax(1) == y)
     net.first_csc.lam = 0.1
     # a larger lam leaves more of the input unexplained
-    assert float(residuals(net, x, 0.5).mean()) > float(residuals(net, x, 0.05).mean())
+    assert float(residuals(net, x, 0.5, statistic="energy").mean()) > float(
+        residuals(net, x, 0.05, statistic="energy").mean())
 
 
 def test_adaptive_choice_equals_running_each_sample_with_its_lam() -> None:
@@ -74,7 +117,7 @@ def test_adaptive_choice_equals_running_each_sample_with_its_lam() -> None:
     x = torch.rand(16, 1, 8, 8, generator=g) * torch.linspace(0.2, 1.0, 16).view(-1, 1, 1, 1)
     fit = ResidualLamFit(a=0.5, b=0.08, lo=0.05, hi=0.4, r2=1.0)
     grid = [0.05, 0.1, 0.2, 0.4]
-    labels, chosen = adaptive_predict(net, x, fit, probe_lam=0.1, grid=grid, batch=5)
+    labels, chosen = adaptive_predict(net, x, fit, probe_lam=0.1, grid=grid, batch=5, statistic="energy")
     for i in range(16):
         with torch.no_grad():
             net.first_csc.lam = 0.1

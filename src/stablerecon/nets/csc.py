@@ -15,8 +15,8 @@ it can be raised at test time: a larger ``lam`` keeps only the atoms that explai
 well, which removes noise (the paper's test-time robustness).
 
 - :class:`CSCLayer`: the layer; ``forward(x, return_residual=True)`` also gives the per-pixel
-  reconstruction residual ``||x - D c||^2 / numel``, the label-free noise statistic of
-  :mod:`stablerecon.nets.csc_robust`.
+  reconstruction residual ``||x - D c||^2 / numel``; :mod:`stablerecon.nets.csc_robust`
+  measures the residual's noise level to choose ``lam`` without labels.
 - :class:`SDNet`: a small ResNet-style classifier whose first convolution (``csc="first"``) or
   every 3x3 convolution (``"all"``) is a CSC layer; ``csc="none"`` is the plain-convolution
   baseline with the same shapes.
@@ -195,6 +195,26 @@ class CSCLayer(nn.Module):
             est = new
         self._power = {"key": key, "vector": v, "L": est}
         return est
+
+    @property
+    def power_vector(self) -> torch.Tensor | None:
+        """The power iteration's last vector ``(1, out_channels, H', W')`` (its warm start for the
+        next ``L``), or ``None`` before the first :meth:`lipschitz`."""
+        v = self._power["vector"]
+        return v if isinstance(v, torch.Tensor) else None
+
+    def reset_power(self, vector: torch.Tensor | None = None) -> None:
+        """Drop the cached ``L`` so that the next call recomputes it; with ``vector``, also set
+        the power iteration's warm start (e.g. restored from a checkpoint, so that a resumed
+        training recomputes ``L`` to the same last bits as an unbroken one)."""
+        self._power["key"] = None
+        if vector is None:
+            return
+        want = (1, self.out_channels)
+        if not isinstance(vector, torch.Tensor) or vector.ndim != 4 or tuple(vector.shape[:2]) != want:
+            got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
+            raise ValueError(f"argument 'vector' must have shape (1, {self.out_channels}, H', W'), got {got}")
+        self._power["vector"] = vector
 
     # ------------------------------------------------------------------ the code
     def _check(self, x: object) -> torch.Tensor:

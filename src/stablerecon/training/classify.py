@@ -138,8 +138,8 @@ def _power_vectors(model: nn.Module) -> dict[str, Tensor]:
     """The warm-start vectors of the CSC layers' power iterations (for ``L = ||D||^2``)."""
     out = {}
     for i, layer in enumerate(csc_layers(model)):
-        vector = layer._power.get("vector")
-        if isinstance(vector, Tensor):
+        vector = layer.power_vector
+        if vector is not None:
             out[f"power.{i}"] = vector.detach().cpu().contiguous()
     return out
 
@@ -152,9 +152,7 @@ def _restart_power(model: nn.Module, vectors: dict[str, Tensor] | None = None) -
     the previous epoch's checkpoint; a resumed run, which restores that vector, then takes
     exactly the steps of an unbroken one."""
     for i, layer in enumerate(csc_layers(model)):
-        layer._power["key"] = None
-        if vectors is not None and f"power.{i}" in vectors:
-            layer._power["vector"] = vectors[f"power.{i}"]
+        layer.reset_power(None if vectors is None else vectors.get(f"power.{i}"))
 
 
 def _check_finite(model: nn.Module, where: str) -> None:
