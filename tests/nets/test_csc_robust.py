@@ -19,6 +19,7 @@ from stablerecon.nets.csc_robust import (
     noise_level,
     pgd_linf,
     residuals,
+    robustness_study,
 )
 
 
@@ -163,3 +164,34 @@ def test_bad_input_names_the_argument() -> None:
         lam_sweep(net, torch.rand(3, 1, 8, 8), torch.zeros(3, dtype=torch.long), [-0.1])
     with pytest.raises(ValueError, match="no CSC layer"):
         residuals(SDNet(csc="none"), torch.rand(2, 1, 8, 8))
+
+
+def test_study_bookkeeping_against_its_own_sweeps() -> None:
+    """On a tiny study: the training-lam accuracy is the sweep's entry at that lam, the oracle
+    the sweep's maximum, the fits are those of the recorded (statistic, best lam) pairs, the
+    label-free accuracy run per sample matches the one read off the sweep, and the networks'
+    training mode is restored."""
+    net, base = _net().train(), _net().train()
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(40, 1, 8, 8, generator=g), torch.randint(0, 10, (40,), generator=g)
+    lams = [0.05, 0.1, 0.3, 0.6]
+    study = robustness_study(net, base, x[:20], y[:20], x[20:], y[20:], lams, ("gaussian", "impulse"), (2, 5),
+                             progress=False)
+    assert net.training and base.training and net.first_csc.lam == 0.1
+    for row in study.rows:
+        assert row["sdnet"] == pytest.approx(row["by_lam"][1])
+        assert row["best_accuracy"] == pytest.approx(max(row["by_lam"]))
+        assert row["by_lam"][lams.index(row["best_lam"])] == row["best_accuracy"]
+        assert abs(row["adaptive"] - row["adaptive_by"]["noise/pooled"]) <= 1 / 20 + 1e-9
+    assert study.oracle_gain() == pytest.approx(sum(r["best_accuracy"] - r["sdnet"] for r in study.rows[1:]))
+    for stat in ("noise", "energy"):
+        pairs = [(r["residual_val"][stat], r["best_lam_val"]) for r in study.rows]
+        if len({p[0] for p in pairs}) > 1:
+            want = ResidualLamFit.fit([p[0] for p in pairs], [p[1] for p in pairs])
+            got = study.fits[stat]["pooled"]
+            fields = ("a", "b", "r2", "lo", "hi")
+            assert [getattr(got, f) for f in fields] == pytest.approx([getattr(want, f) for f in fields])
+    with pytest.raises(ValueError, match="fit_by"):
+        robustness_study(net, None, x[:20], y[:20], x[20:], y[20:], lams, fit_by="type")
+    with pytest.raises(ValueError, match="statistic"):
+        robustness_study(net, None, x[:20], y[:20], x[20:], y[20:], lams, statistic="mse")

@@ -144,6 +144,19 @@ def residuals(model: SDNet, x: Tensor, lam: float | None = None, batch: int = 51
     return torch.cat(out)
 
 
+@contextmanager
+def _eval_mode(*models: nn.Module | None) -> Iterator[None]:
+    """Put ``models`` in eval mode inside a ``with`` block, and restore each one's mode after."""
+    modes = [(m, m.training) for m in models if m is not None]
+    for m, _ in modes:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, was_training in modes:
+            m.train(was_training)
+
+
 @torch.no_grad()
 def _correct(model: nn.Module, x: Tensor, y: Tensor, batch: int) -> Tensor:
     out = []
@@ -156,16 +169,12 @@ def lam_sweep(model: SDNet, x: Tensor, y: Tensor, lams: Sequence[float], batch: 
     """Correctness ``(len(lams), N)`` (bool) of ``model`` on ``x`` with the first CSC layer's
     ``lam`` set to each value of ``lams``; ``.float().mean(1)`` is the accuracy per ``lam``."""
     _check_data(x, y)
-    was_training = model.training
-    model.eval()
-    try:
-        rows = []
+    rows = []
+    with _eval_mode(model):
         for lam in _check_lams(lams):
             with lam_of(model, lam):
                 rows.append(_correct(model, x, y, batch))
-        return torch.stack(rows)
-    finally:
-        model.train(was_training)
+    return torch.stack(rows)
 
 
 @dataclass(frozen=True)
@@ -231,16 +240,12 @@ def adaptive_predict(model: SDNet, x: Tensor, fit: ResidualLamFit, probe_lam: fl
     g = torch.as_tensor(_check_lams(grid), dtype=torch.float64)
     chosen = g[_nearest(g, fit(residuals(model, x, probe_lam, batch, statistic)))]
     labels = torch.empty(x.shape[0], dtype=torch.long)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         for lam in chosen.unique():
             idx = (chosen == lam).nonzero()[:, 0]
             with lam_of(model, float(lam)):
                 labels[idx] = torch.cat([model(x[idx[i : i + batch]]).argmax(1)
                                          for i in range(0, idx.numel(), batch)])
-    finally:
-        model.train(was_training)
     return labels, chosen
 
 
@@ -256,9 +261,7 @@ def pgd_linf(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 10
         raise ValueError(f"argument 'steps' must be an integer >= 1, got {steps!r}")
     alpha = 2.5 * eps / steps if alpha is None else float(alpha)
     g = torch.Generator(device=x.device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         delta = (torch.rand(x.shape, generator=g, dtype=x.dtype, device=x.device) * 2 - 1) * eps
         x_adv = (x + delta).clamp(0, 1).detach()
         for _ in range(steps):
@@ -267,8 +270,6 @@ def pgd_linf(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 10
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = x_adv.detach() + alpha * grad.sign()
             x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1).detach()
-    finally:
-        model.train(was_training)
     return x_adv
 
 
@@ -397,46 +398,49 @@ def robustness_study(model: SDNet, baseline: nn.Module | None, x_val: Tensor, y_
         raise ValueError(f"argument 'fit_by' must be 'pooled' or 'corruption', got {fit_by!r}")
     train_lam = model.first_csc.lam
     probe = train_lam if probe_lam is None else _check_lams([probe_lam])[0]
-    settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
-    study = RobustnessStudy(train_lam, probe, lams, statistic, fit_by)
-    grid = torch.tensor(lams, dtype=torch.float64)
-    pairs: dict[str, list[tuple[float, float]]] = {s: [] for s in STATISTICS}
-    sets = []
-    for k, (kind, sev) in enumerate(tqdm(settings, desc="lam sweep", disable=not progress)):
-        xv = x_val if sev == 0 else corrupt(x_val, kind, sev, seed=seed + 2 * k)
-        xt = x_test if sev == 0 else corrupt(x_test, kind, sev, seed=seed + 2 * k + 1)
-        acc_val = lam_sweep(model, xv, y_val, lams, batch).float().mean(1)
-        correct = lam_sweep(model, xt, y_test, lams, batch)
-        acc_test = correct.float().mean(1)
-        stats_test = {}
+    with _eval_mode(model, baseline):  # restored afterwards
+        settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
+        study = RobustnessStudy(train_lam, probe, lams, statistic, fit_by)
+        grid = torch.tensor(lams, dtype=torch.float64)
+        pairs: dict[str, list[tuple[float, float]]] = {s: [] for s in STATISTICS}
+        sets = []
+        for k, (kind, sev) in enumerate(tqdm(settings, desc="lam sweep", disable=not progress)):
+            xv = x_val if sev == 0 else corrupt(x_val, kind, sev, seed=seed + 2 * k)
+            xt = x_test if sev == 0 else corrupt(x_test, kind, sev, seed=seed + 2 * k + 1)
+            acc_val = lam_sweep(model, xv, y_val, lams, batch).float().mean(1)
+            correct = lam_sweep(model, xt, y_test, lams, batch)
+            acc_test = correct.float().mean(1)
+            stats_test = {}
+            best_val = lams[int(acc_val.argmax())]
+            for s in STATISTICS:
+                pairs[s].append((_typical(residuals(model, xv, probe, batch, s)), best_val))
+                stats_test[s] = residuals(model, xt, probe, batch, s)
+            with lam_of(model, train_lam):
+                own = float(_correct(model, xt, y_test, batch).float().mean())
+            row = {"corruption": kind, "severity": sev, "sdnet": own,
+                   "by_lam": [float(a) for a in acc_test], "best_lam": lams[int(acc_test.argmax())],
+                   "best_accuracy": float(acc_test.max()), "best_lam_val": best_val,
+                   "residual": _typical(stats_test[statistic]),
+                   "residual_val": {s: pairs[s][-1][0] for s in STATISTICS}}
+            if baseline is not None:
+                row["baseline"] = float(_correct(baseline, xt, y_test, batch).float().mean())
+            study.rows.append(row)
+            sets.append((xt, correct, stats_test))
         for s in STATISTICS:
-            pairs[s].append((_typical(residuals(model, xv, probe, batch, s)), lams[int(acc_val.argmax())]))
-            stats_test[s] = residuals(model, xt, probe, batch, s)
-        with lam_of(model, train_lam):
-            own = float(_correct(model.eval(), xt, y_test, batch).float().mean())
-        row = {"corruption": kind, "severity": sev, "sdnet": own,
-               "by_lam": [float(a) for a in acc_test], "best_lam": lams[int(acc_test.argmax())],
-               "best_accuracy": float(acc_test.max()), "best_lam_val": lams[int(acc_val.argmax())],
-               "residual": _typical(stats_test[statistic]),
-               "residual_val": {s: pairs[s][-1][0] for s in STATISTICS}}
-        if baseline is not None:
-            row["baseline"] = float(_correct(baseline.eval(), xt, y_test, batch).float().mean())
-        study.rows.append(row)
-        sets.append((xt, correct, stats_test))
-    for s in STATISTICS:
-        study.fits[s] = {"pooled": ResidualLamFit.fit([p[0] for p in pairs[s]], [p[1] for p in pairs[s]])}
-        for kind in corruptions:
-            own = [p for p, r in zip(pairs[s], study.rows, strict=True) if r["corruption"] in (kind, "clean")]
-            study.fits[s][kind] = ResidualLamFit.fit([p[0] for p in own], [p[1] for p in own])
-    for row, (xt, correct, stats_test) in zip(study.rows, sets, strict=True):
-        labels, chosen = adaptive_predict(model, xt, study.fit_for(row["corruption"]), probe, lams, batch,
-                                          statistic)
-        row["adaptive"] = float((labels == y_test).float().mean())
-        row["adaptive_lam_mean"] = float(chosen.mean())
-        row["adaptive_by"] = {}
-        for s in STATISTICS:
-            for by in ("pooled", "corruption"):
-                pick = _nearest(grid, study.fit_for(row["corruption"], s, by)(stats_test[s]))
-                hit = correct[pick, torch.arange(correct.shape[1])]
-                row["adaptive_by"][f"{s}/{by}"] = float(hit.float().mean())
-    return study
+            study.fits[s] = {"pooled": ResidualLamFit.fit([p[0] for p in pairs[s]], [p[1] for p in pairs[s]])}
+            for kind in corruptions:
+                own = [p for p, r in zip(pairs[s], study.rows, strict=True)
+                       if r["corruption"] in (kind, "clean")]
+                study.fits[s][kind] = ResidualLamFit.fit([p[0] for p in own], [p[1] for p in own])
+        for row, (xt, correct, stats_test) in zip(study.rows, sets, strict=True):
+            labels, chosen = adaptive_predict(model, xt, study.fit_for(row["corruption"]), probe, lams, batch,
+                                              statistic)
+            row["adaptive"] = float((labels == y_test).float().mean())
+            row["adaptive_lam_mean"] = float(chosen.mean())
+            row["adaptive_by"] = {}
+            for s in STATISTICS:
+                for by in ("pooled", "corruption"):
+                    pick = _nearest(grid, study.fit_for(row["corruption"], s, by)(stats_test[s]))
+                    hit = correct[pick, torch.arange(correct.shape[1])]
+                    row["adaptive_by"][f"{s}/{by}"] = float(hit.float().mean())
+        return study
