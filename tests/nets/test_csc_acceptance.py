@@ -2,7 +2,8 @@
 (8 x 8 digits, 3 x 3 stem), and test-time lam tuning under noise (16 x 16 digits, 5 x 5 stem;
 Dai et al., NeurIPS 2022, Sec. 4.3).
 
-The networks are trained here with the configs' budgets (up to two minutes each on one core),
+The networks are trained here with the configs' budgets (under a minute each on two cores; torch's
+default threads, as the command line trains them),
 the first CSC layer's lam is swept on corrupted validation and test sets, the residual's noise
 level is fitted to the best validation lam, and lam is chosen per test sample from that fit,
 without labels (`benchmarks/csc.py` prints the whole table)."""
@@ -19,7 +20,7 @@ from stablerecon.data.classification import classification_data
 from stablerecon.nets.csc_robust import RobustnessStudy, robustness_study
 from stablerecon.training.classify import accuracy, load_classifier, train_classifier
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+pytestmark = pytest.mark.slow
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "classifiers"
 LAMS = [0.05, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4]
