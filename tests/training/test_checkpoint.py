@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,16 +42,6 @@ def result(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> TrainR
 def y() -> torch.Tensor:
     op = SubsampledFourier(masks.variable_density(N, rate=0.25, seed=0))
     return op.A(ellipses(3, N, seed=123))
-
-
-@pytest.fixture
-def copy(result: TrainResult, tmp_path: Path) -> Path:
-    """model.json and model.safetensors alone in a fresh folder (to be damaged by a test)."""
-    folder = tmp_path / "copy"
-    folder.mkdir()
-    for name in ("model.json", "model.safetensors"):
-        shutil.copyfile(result.run_dir / name, folder / name)
-    return folder
 
 
 def _sha256(path: Path) -> str:

@@ -53,16 +53,6 @@ def result(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> Classi
     return train_classifier(tiny(), tmp_path_factory.mktemp("cls") / "run", progress=False)
 
 
-@pytest.fixture
-def copy(result: ClassifierResult, tmp_path: Path) -> Path:
-    """model.json and model.safetensors alone in a fresh folder (to be damaged by a test)."""
-    folder = tmp_path / "copy"
-    folder.mkdir()
-    for name in ("model.json", "model.safetensors"):
-        shutil.copyfile(result.run_dir / name, folder / name)
-    return folder
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

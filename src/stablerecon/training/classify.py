@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -47,7 +46,7 @@ from .checkpoint import (
     _sha256,
     network_state,
 )
-from .loop import _checkpoint_name, _latest_checkpoint, _prune
+from .loop import _check_run_dir, _checkpoint_name, _prune, _write_run_config
 
 __all__ = ["train_classifier", "ClassifierResult", "load_classifier", "accuracy", "classifier_learning_rate",
            "CLASSIFIER_FORMAT", "CLASSIFIER_RESULTS_SCHEMA"]
@@ -282,22 +281,10 @@ def train_classifier(config: ClassifierConfig | dict | str | Path, run_dir: str 
     if not isinstance(run_dir, (str, Path)):
         raise TypeError(f"argument 'run_dir' must be a str or Path, got {type(run_dir).__name__}")
     run = Path(run_dir)
-    ckdir, cfg_path = run / "checkpoints", run / "config.yaml"
-    latest = _latest_checkpoint(ckdir) if ckdir.is_dir() else None
-    if latest is not None and not resume:
-        raise ValueError(f"run_dir {str(run)!r} already holds checkpoints; pass resume=True to continue "
-                         f"or choose another folder")
-    if cfg_path.is_file():
-        try:
-            previous = validate(ClassifierConfig, yaml.safe_load(cfg_path.read_text()))
-        except (ConfigError, yaml.YAMLError):
-            previous = None
-        if previous != cfg:
-            raise ValueError(f"run_dir {str(run)!r} holds a run with a different config ({cfg_path}); "
-                             f"choose another folder")
-    data = classification_data(cfg.dataset, seed=cfg.seed, size=cfg.image_size)
-    run.mkdir(parents=True, exist_ok=True)
-    write_atomic(cfg_path, lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
+    ckdir = run / "checkpoints"
+    latest = _check_run_dir(run, cfg, resume)
+    data = classification_data(cfg.dataset, seed=cfg.seed, size=cfg.image_size)  # before any output
+    _write_run_config(run, cfg)
 
     arch = _architecture(cfg, data.image_shape[0], data.num_classes)
     model = _build(arch, cfg.seed)

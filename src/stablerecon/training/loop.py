@@ -76,6 +76,34 @@ def _latest_checkpoint(folder: Path) -> Path | None:
     return candidates[-1] if candidates else None
 
 
+def _check_run_dir(run: Path, cfg: Any, resume: bool) -> Path | None:
+    """The newest checkpoint in ``run/checkpoints`` (``None``: none), after refusing a folder
+    that holds checkpoints when ``resume`` is false, or one whose ``config.yaml`` records a
+    different config than ``cfg`` (a pydantic model; an unreadable file counts as different).
+    Writes nothing."""
+    ckdir, cfg_path = run / "checkpoints", run / "config.yaml"
+    latest = _latest_checkpoint(ckdir) if ckdir.is_dir() else None
+    if latest is not None and not resume:
+        raise ValueError(f"run_dir {str(run)!r} already holds checkpoints; pass resume=True to continue "
+                         f"or choose another folder")
+    if cfg_path.is_file():
+        try:
+            previous = validate(type(cfg), yaml.safe_load(cfg_path.read_text()))
+        except (ConfigError, yaml.YAMLError):
+            previous = None
+        if previous != cfg:
+            raise ValueError(f"run_dir {str(run)!r} holds a run with a different config ({cfg_path}); "
+                             f"choose another folder")
+    return latest
+
+
+def _write_run_config(run: Path, cfg: Any) -> None:
+    """Create ``run`` and write ``cfg`` to ``run/config.yaml`` (atomically)."""
+    run.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
+    write_atomic(run / "config.yaml", lambda p: p.write_text(text))
+
+
 def _prune(folder: Path, keep: int, protect: set[str]) -> None:
     names = sorted(p.name.removesuffix(".json") for p in folder.glob("step-*.json"))
     for name in names[:-keep] if keep else names:
@@ -126,22 +154,8 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
     cfg = config_of(config, TrainingConfig)
     run = Path(run_dir)
     ckdir = run / "checkpoints"
-    cfg_path = run / "config.yaml"
-    cfg_yaml = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
-    latest = _latest_checkpoint(ckdir) if ckdir.is_dir() else None
-    if latest is not None and not resume:
-        raise ValueError(f"run_dir {str(run)!r} already holds checkpoints; pass resume=True to continue "
-                         f"or choose another folder")
-    if cfg_path.is_file():
-        try:
-            previous = validate(TrainingConfig, yaml.safe_load(cfg_path.read_text()))
-        except ConfigError:
-            previous = None
-        if previous != cfg:
-            raise ValueError(f"run_dir {str(run)!r} holds a run with a different config ({cfg_path}); "
-                             f"choose another folder")
-    run.mkdir(parents=True, exist_ok=True)
-    write_atomic(cfg_path, lambda p: p.write_text(cfg_yaml))
+    latest = _check_run_dir(run, cfg, resume)
+    _write_run_config(run, cfg)
 
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
