@@ -1,33 +1,21 @@
-"""JSON results shared by the benchmark scripts: atomic writes, the machine record, and resumable
-runs (a rerun with the same settings keeps the finished tasks; other settings start afresh)."""
+"""JSON results shared by the benchmark scripts: atomic writes (:func:`stablerecon.files.write_json`,
+re-exported here), the machine record, and resumable runs (a rerun with the same settings keeps the
+finished tasks; other settings start afresh)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
+from stablerecon.files import write_json
+
 __all__ = ["write_json", "machine", "resumable", "run_tasks"]
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` to ``path`` atomically (a temporary file in the same folder, then a
-    rename), so an interrupted run never leaves a truncated file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def machine() -> dict:

@@ -5,14 +5,14 @@
 Tasks (each written to ``DIR/csc.json`` as soon as it finishes; a rerun with the same settings
 keeps the finished ones):
 
-* ``speed``: forward time of a :class:`~stablerecon.nets.csc.CSCLayer` against an
+* ``speed``: forward time of a :class:`~stablerecon.csc.CSCLayer` against an
   ``nn.Conv2d`` of the same shape at batch 64 (ratio, alternating runs, minimum of repeats),
   and images per second of SDNet against the plain-convolution baseline (inference, batch 256).
 * ``robust``: trains SDNet (``configs/classifiers/sdnet_digits16.yaml``) and the baseline
   (``convnet_digits16.yaml``) with the same budget, sweeps the first CSC layer's ``lam`` on the
   test set under gaussian, shot, speckle and impulse noise at severities 1-5, fits the map from
   the layer's residual to the best validation ``lam`` and measures the per-sample label-free
-  choice (:func:`~stablerecon.nets.csc_robust.robustness_study`), for the residual's noise
+  choice (:func:`~stablerecon.csc.robust.robustness_study`), for the residual's noise
   level and its mean square, with one pooled fit and with one fit per noise type.
 * ``robust_mnist``: the same study on MNIST-5k at 28 x 28 (``sdnet_mnist5k.yaml``,
   ``convnet_mnist5k.yaml``; needs the ``mnist`` extra; not in the default task list).
@@ -35,9 +35,9 @@ from _results import run_tasks  # noqa: E402
 from operators import paired_times  # noqa: E402
 
 from stablerecon.config import ClassifierConfig, load_yaml  # noqa: E402
+from stablerecon.csc import CSCLayer, SDNet  # noqa: E402
+from stablerecon.csc.robust import lam_of, pgd_linf, robustness_study  # noqa: E402
 from stablerecon.data.classification import classification_data  # noqa: E402
-from stablerecon.nets.csc import CSCLayer, SDNet  # noqa: E402
-from stablerecon.nets.csc_robust import lam_of, pgd_linf, robustness_study  # noqa: E402
 from stablerecon.training.classify import accuracy, load_classifier, train_classifier  # noqa: E402
 
 ROOT = Path(__file__).parents[1]

@@ -23,7 +23,6 @@ Writes ``firenet.json`` and ``firenet.png`` (error-versus-layers curves) and pri
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 from pathlib import Path
@@ -48,6 +47,7 @@ from operators import paired_times  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import stablerecon as sr  # noqa: E402
+from stablerecon.files import write_json  # noqa: E402
 
 SPARSE_LAM, SPARSE_P, SPARSE_LAYERS = 1e-2, 5, 100
 EPSILONS = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
@@ -192,7 +192,7 @@ def main() -> None:
     payload = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "size": args.size, "sparse": sparse,
                "noisy": noisy, "wall_time": times}
-    (args.out / "firenet.json").write_text(json.dumps(payload, indent=1))
+    write_json(args.out / "firenet.json", payload)
     figure(sparse, noisy, args.out / "firenet.png")
     print(f"\nwrote {args.out / 'firenet.json'} and {args.out / 'firenet.png'}")
     if not all(math.isfinite(v["ratio"]) for v in times.values()):

@@ -14,7 +14,6 @@ Prints a table and writes ``operators.json``. Targets (ratios, so they hold on a
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import scipy.linalg
 import torch
 from skimage.transform import radon as skimage_radon
 
+from stablerecon.files import write_json
 from stablerecon.operators import (
     Blur,
     Downsample,
@@ -155,9 +155,7 @@ def main() -> None:
         "rows": rows,
     }
     path = args.out / "operators.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    write_json(path, result)
     print(f"wrote {path}")
 
 

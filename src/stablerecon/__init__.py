@@ -1,22 +1,29 @@
 """stablerecon: imaging inverse problems with stability measured next to accuracy.
 
-Submodules are imported on first use (``import stablerecon as sr; sr.operators...``):
+Submodules are imported on first use (``import stablerecon as sr; sr.operators...``), listed
+from the bottom of the import graph up (each part imports only parts above it in this list):
 
+- :mod:`stablerecon.contracts` the ``Operator`` and ``Reconstructor`` protocols, capability
+  detection, ``STABILITY_THRESHOLD``; :mod:`stablerecon.validation` argument checks;
+  :mod:`stablerecon.config_base` the config machinery; :mod:`stablerecon.registry` the
+  extension-point tables;
 - :mod:`stablerecon.operators` forward models ``y = A x`` (Fourier/MRI, Walsh-Hadamard, Radon/CT,
-  Gaussian compressed sensing, blur, inpainting, downsampling) and noise models;
+  Gaussian compressed sensing, blur, inpainting, downsampling), noise models, the operator
+  kinds of configs; :mod:`stablerecon.metrics` PSNR, SSIM, NMSE, relative error;
 - :mod:`stablerecon.sparsity` wavelets and finite differences as operators, proximal maps;
-- :mod:`stablerecon.metrics` PSNR, SSIM, NMSE, relative error;
-- :mod:`stablerecon.data` shipped images, phantoms, detail insertion, corruptions;
+  :mod:`stablerecon.data` shipped images, phantoms, detail insertion, corruptions;
 - :mod:`stablerecon.solvers` FISTA, Chambolle-Pock (square-root LASSO, TV), the FIRENET restarts;
 - :mod:`stablerecon.nets` FIRENET, U-Net, post-processing and unrolled (ItNet) networks, the
-  Deep Image Prior;
-- :mod:`stablerecon.posterior` invertible networks for posteriors, problems with simulators,
-  calibration diagnostics;
-- :mod:`stablerecon.config` validated configs; :mod:`stablerecon.training` training, checkpoints,
-  shipped weights (``training.pretrained(name)``);
-- :mod:`stablerecon.audit` the stability tests and the suite ``audit.run``; :mod:`stablerecon.report`
-  its figures and HTML report; :mod:`stablerecon.methods` / :mod:`stablerecon.runner` methods
-  and audits from configs (``stablerecon audit``, ``stablerecon demo``).
+  Deep Image Prior; :mod:`stablerecon.csc` convolutional sparse coding layers, SDNet and the
+  robustness study; :mod:`stablerecon.posterior` invertible networks for posteriors, problems
+  with simulators, calibration diagnostics;
+- :mod:`stablerecon.training` training, checkpoints, shipped weights
+  (``training.pretrained(name)``); :mod:`stablerecon.report` the audit's figures and HTML report;
+- :mod:`stablerecon.audit` the stability tests, their registry ``TESTS`` and the suite
+  ``audit.run``;
+- :mod:`stablerecon.recipes` methods and images from config descriptions (the method kinds);
+  :mod:`stablerecon.config` every YAML config; :mod:`stablerecon.runner` audits from configs
+  (``stablerecon audit``, ``stablerecon demo``); ``stablerecon.cli`` the command line.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-_SUBMODULES = ("operators", "sparsity", "metrics", "data", "solvers", "nets", "posterior", "config",
-               "training", "audit", "report", "methods", "runner")
+_SUBMODULES = ("contracts", "validation", "operators", "sparsity", "metrics", "data", "solvers", "nets",
+               "csc", "posterior", "training", "audit", "report", "config", "recipes", "registry", "runner")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -3,7 +3,7 @@
 ``stablerecon demo``  the embedded stability audit: trained networks vs FIRENET and classical solvers.
 ``stablerecon audit CONFIG.yaml``  audit operators x methods x images x tests; report.html.
 ``stablerecon compare``  reconstruct a shipped image with the classical methods; PSNR/SSIM.
-``stablerecon list``  list the operators, sampling masks and shipped images available.
+``stablerecon list``  list the operator kinds, masks, images, method kinds, audit tests and weights.
 ``stablerecon train CONFIG.yaml``  train a reconstruction network (checkpoints, resume).
 ``stablerecon train-classifier CONFIG.yaml``  train an SDNet (CSC) or plain-convolution classifier.
 """
@@ -31,36 +31,38 @@ def _first_doc_line(obj: object) -> str:
 
 @app.command("list")
 def list_components() -> None:
-    """List the operators, sampling masks and shipped images."""
+    """List what configs can name: operator kinds, sampling masks, images, method kinds, audit
+    tests and shipped trained methods."""
     from . import data
-    from .operators import OPERATORS, masks
+    from .audit import TESTS
+    from .operators import masks
+    from .operators.kinds import OPERATOR_KINDS
+    from .recipes import GENERATED_IMAGES, METHODS
+    from .registry import Registry
 
-    typer.echo("operators:")
-    for name, cls in OPERATORS.items():
-        typer.echo(f"  {name:<12} {cls.__name__:<24} {_first_doc_line(cls)}")
-    typer.echo("masks:")
+    def table(title: str, registry: Registry) -> None:
+        typer.echo(title)
+        for entry in registry.entries():
+            fields = ", ".join(entry.fields) or "-"
+            typer.echo(f"  {entry.name:<14} {entry.summary}  [fields: {fields}]")
+
+    typer.echo("operators (operators: [{kind: NAME, size: N, ...}]):")
+    for entry in OPERATOR_KINDS.entries():
+        fields = ", ".join([*entry.meta.get("uses", ()), *entry.fields]) or "-"
+        typer.echo(f"  {entry.name:<14} {entry.summary}  [fields: {fields}]")
+    typer.echo("masks (operator field mask):")
     for name, fn in masks.MASKS.items():
         typer.echo(f"  {name:<24} {_first_doc_line(fn)}")
     typer.echo("images:")
     for name in data.available_images():
         typer.echo(f"  {name}")
-    typer.echo("  shepp_logan, ellipses, haar_sparse (generated: stablerecon.data.<name>)")
-    from .solvers import SparseReconstructor
-
-    typer.echo("methods:")
-    typer.echo(f"  {'firenet':<12} {'FIRENet':<24} restarted primal-dual network (stable, no training)")
-    typer.echo(f"  {'dip':<12} {'DeepImagePrior':<24} untrained generator fitted per measurement")
-    for method in SparseReconstructor.METHODS:
-        label = SparseReconstructor(method).name
-        typer.echo(f"  {method:<12} {'SparseReconstructor':<24} {label}")
-    from .audit import TESTS
-
-    typer.echo("audit tests (stablerecon audit CONFIG.yaml; tests: [...]):")
-    typer.echo(f"  {', '.join(TESTS)}")
+    typer.echo(f"  {', '.join(GENERATED_IMAGES)} (generated; ellipses:SEED picks the phantom)")
+    table("methods (methods: [{name: LABEL, kind: NAME, ...}]):", METHODS)
+    table("audit tests (stablerecon audit CONFIG.yaml; tests: [...]):", TESTS)
     from .training import available_pretrained, read_checkpoint
     from .training.pretrained import pretrained_path
 
-    typer.echo("trained methods (stablerecon.training.pretrained(name)):")
+    typer.echo("trained methods (kind: pretrained, weights: NAME; stablerecon.training.pretrained(name)):")
     for name in available_pretrained():
         ck = read_checkpoint(pretrained_path(name))
         op = ck.config.operator

@@ -115,13 +115,12 @@ def _data_range(data_range: float | Tensor | None, x: Tensor) -> Tensor:
     rng = torch.as_tensor(data_range, dtype=x.dtype, device=x.device)
     if rng.is_complex():
         raise TypeError(f"data_range must be real, got dtype {rng.dtype}")
-    if rng.ndim == 0:
-        rng = rng.expand(batch)
-    elif rng.shape != (batch,):
+    if rng.shape not in ((), (batch,)):
         raise ValueError(
             f"data_range must be a scalar or have shape ({batch},) (one value per image), "
             f"got shape {tuple(rng.shape)}"
         )
+    rng = rng.expand(batch)
     if not bool((torch.isfinite(rng) & (rng > 0)).all()):
         shown = rng.tolist() if rng.numel() <= 8 else f"tensor with min {float(rng.min())}"
         raise ValueError(f"data_range must be positive and finite, got {shown}")
@@ -183,10 +182,8 @@ def nmse(x_hat: Tensor, x: Tensor) -> Tensor:
     Raises:
         ValueError: shape mismatch, NaN/inf input, or a reference image that is all zeros.
     """
-    a, b = _prepare(x_hat, x)
-    den = b.pow(2).flatten(1).sum(dim=1)
-    _check_nonzero(den)
-    return (a - b).pow(2).flatten(1).sum(dim=1) / den
+    diff, ref_sq = _difference_and_reference_norm(x_hat, x)
+    return diff.pow(2).sum(dim=1) / ref_sq
 
 
 def relative_error(x_hat: Tensor, x: Tensor) -> Tensor:
@@ -205,20 +202,22 @@ def relative_error(x_hat: Tensor, x: Tensor) -> Tensor:
     Raises:
         ValueError: shape mismatch, NaN/inf input, or a reference image that is all zeros.
     """
-    a, b = _prepare(x_hat, x)
-    den = b.pow(2).flatten(1).sum(dim=1)
-    _check_nonzero(den)
+    diff, ref_sq = _difference_and_reference_norm(x_hat, x)
     # norm of the difference via torch.linalg.vector_norm: well-defined gradient except at 0
-    num = torch.linalg.vector_norm((a - b).flatten(1), dim=1)
-    return num / den.sqrt()
+    return torch.linalg.vector_norm(diff, dim=1) / ref_sq.sqrt()
 
 
-def _check_nonzero(sq_norms: Tensor) -> None:
+def _difference_and_reference_norm(x_hat: object, x: object) -> tuple[Tensor, Tensor]:
+    """Validate a pair of images; return ``x_hat - x`` flattened per image, shape ``(B, C*H*W)``,
+    and the squared norms ``||x_b||_2^2``, shape ``(B,)``, which must all be positive."""
+    a, b = _prepare(x_hat, x)
+    sq_norms = b.pow(2).flatten(1).sum(dim=1)
     if not bool((sq_norms > 0).all()):
         bad = [i for i, v in enumerate(sq_norms.tolist()) if not v > 0]
         raise ValueError(
             f"x must have a nonzero norm for every image, got all-zero image(s) at index {bad}"
         )
+    return (a - b).flatten(1), sq_norms
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ import yaml
 
 from .audit import AuditResult
 from .audit import run as run_audit
-from .config import AuditConfig, OperatorSpec, load_yaml
+from .config import AuditConfig, load_yaml
+from .contracts import Operator
 from .files import write_text
-from .methods import build_images, build_method
+from .operators.kinds import OperatorSpec
+from .recipes import build_images, build_method, build_operator
 
 __all__ = ["run_audit_config", "demo_config", "operator_folder"]
 
@@ -32,8 +34,7 @@ def demo_config() -> AuditConfig:
 
 def operator_folder(spec: OperatorSpec, index: int) -> str:
     """Subfolder name of the ``index``-th operator of a multi-operator audit."""
-    sampling = f"{spec.angles}angles" if spec.kind == "radon" else f"{spec.mask}-{spec.rate:g}"
-    return f"{index:02d}-{spec.kind}-{spec.size}-{sampling}"
+    return f"{index:02d}-{spec.label()}"
 
 
 def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True) -> list[AuditResult]:
@@ -45,16 +46,16 @@ def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True
     many = len(config.operators) > 1
     text = yaml.safe_dump(config.model_dump(), sort_keys=False)
     for i, spec in enumerate(config.operators):
-        op = spec.build()
+        op = build_operator(spec)
         methods = {m.name: build_method(m, op) for m in config.methods}
         images = build_images(config.images, spec.size)
         make_operator = None
-        if spec.kind != "radon":
-            def make_operator(rate: float, spec: OperatorSpec = spec) -> object:
-                return spec.model_copy(update={"rate": rate}).build()
+        if spec.sweepable:
+            def make_operator(rate: float, spec: OperatorSpec = spec) -> Operator:
+                return build_operator(spec.model_copy(update={"rate": rate}))
         folder = out / operator_folder(spec, i) if many else out
         results.append(run_audit(methods, op, images, tests=config.tests, options=config.options,
-                                 make_operator=make_operator if "sampling" in config.tests else None,
+                                 make_operator=make_operator,
                                  out=folder, progress=progress, config_text=text))
     if many:
         links = "\n".join(f'<li><a href="{operator_folder(s, i)}/report.html">{operator_folder(s, i)}</a>: '

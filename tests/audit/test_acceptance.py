@@ -29,7 +29,7 @@ def op() -> sr.operators.SubsampledFourier:
 
 
 def _demo_method(name: str, op: object) -> torch.nn.Module:
-    from stablerecon.methods import build_method
+    from stablerecon.recipes import build_method
 
     spec = next(m for m in demo_config().methods if m.name == name)
     return build_method(spec, op)
@@ -84,7 +84,7 @@ def test_detail_claim_is_reported_as_measured(op) -> None:  # type: ignore[no-un
     and the report states the cases where it holds, or that there are none (measured here:
     none; every method keeps this blob, see the closing note of the audit issue)."""
     from stablerecon.audit import run
-    from stablerecon.methods import build_images
+    from stablerecon.recipes import build_images
     from stablerecon.report import findings
 
     cfg = demo_config()

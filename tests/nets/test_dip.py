@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from stablerecon import data
+from stablerecon import data, metrics
 from stablerecon.nets import dip as dipmod
 from stablerecon.nets.dip import (
     ConvDecoder,
@@ -52,14 +52,28 @@ def test_skip_net_matches_the_paper_layout() -> None:
 
 
 @pytest.mark.parametrize("size", [(37, 50), (64, 64)])
-def test_skip_net_handles_any_size_and_bounds_its_output(size: tuple[int, int]) -> None:
-    with torch.no_grad():
-        out = tiny_skip()(torch.randn(1, 32, *size) * 10)
-        assert out.shape == (1, 1, *size)
-        assert float(out.min()) > 0 and float(out.max()) < 1
-        lin = tiny_skip(output="linear", upsample="nearest")
-        assert lin(torch.randn(1, 32, *size)).shape == (1, 1, *size)
-        assert isinstance(lin.head[-1], nn.Identity)
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
+def test_skip_net_sigmoid_output_is_the_sigmoid_of_the_linear_network(size: tuple[int, int],
+                                                                      upsample: str) -> None:
+    """With the same weights, ``output="sigmoid"`` is ``torch.sigmoid`` of ``output="linear"``, at any
+    size (odd levels included, mapped back to the input's size); and the gradient of a data fit reaches
+    the weights of every convolution, so every level and skip branch is connected to the output."""
+    gen = torch.Generator().manual_seed(1)
+    z = 10 * torch.randn(1, 32, *size, generator=gen)
+    target = torch.randn(1, 1, *size, generator=gen)
+    sig = tiny_skip(upsample=upsample)
+    torch.manual_seed(5)  # other initial weights, then the sigmoid network's
+    lin = SkipNet(depth=3, channels_down=8, channels_up=8, channels_skip=2, output="linear",
+                  upsample=upsample)
+    lin.load_state_dict(sig.state_dict())
+    out, pre = sig(z), lin(z)
+    assert out.shape == pre.shape == (1, 1, *size)
+    torch.testing.assert_close(out, torch.sigmoid(pre), rtol=0, atol=1e-7)
+    assert float(pre.detach().std()) > 0.1  # the comparison is not made on a constant
+    (pre - target).pow(2).mean().backward()
+    convs = [m for m in lin.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 5 * 3 + 1
+    assert all(float(c.weight.grad.abs().max()) > 0 for c in convs)
 
 
 @pytest.mark.parametrize("make", [lambda: DeepDecoder(channels=16, upsamplings=3),
@@ -243,14 +257,70 @@ def test_divergence_guard_restores_and_the_fit_goes_on() -> None:
 
 
 def test_divergence_guard_catches_a_loss_jump() -> None:
-    """A learning rate far too large makes Adam jump; the guard undoes every jump, so the loss
-    never ends above ``divergence_factor`` times the loss of the last kept weights."""
+    """A learning rate far too large makes Adam jump; the guard undoes every jump: each recorded loss
+    is at most ``divergence_factor`` times the loss of the weights kept last (the backup taken at the
+    last unrestored multiple of ``backup_every``), and a restore is never followed by another."""
     x, y = noisy_camera()
+    factor, every = 2.0, 20
     result = DeepImagePrior(tiny_skip(output="linear"), steps=80, lr=5.0, early_stopping=None, ema=None,
-                            divergence_factor=2.0, progress=False).fit(y, Identity(32))
+                            divergence_factor=factor, backup_every=every, progress=False).fit(y, Identity(32))
     assert result.restores
-    assert np.nanmax(result.losses[1:]) <= 2.0 * np.nanmax(result.losses[:1]) * 2.0**len(result.restores)
+    kept = None  # the iteration whose weights the guard keeps
+    for i, loss in enumerate(result.losses):
+        if i in result.restores:
+            assert math.isnan(loss) and i - 1 not in result.restores
+            continue
+        if kept is not None:
+            assert loss <= factor * result.losses[kept]
+        if i % every == 0:
+            kept = i
     assert torch.isfinite(result.image).all()
+
+
+class _Jumps(nn.Module):
+    """A linear generator for denoising ``y`` that plants loss jumps: at call ``k`` in ``jumps`` its
+    residual ``G(z) - y`` is scaled so that the loss is ``jumps[k]`` times that of its true output.
+    Every call appends a copy of its weights to ``log`` (a list shared by the generator's copies)."""
+
+    def __init__(self, y: torch.Tensor, jumps: dict[int, float], log: list[dict[str, torch.Tensor]]) -> None:
+        super().__init__()
+        self.net = tiny_skip(output="linear")
+        self.y, self.calls, self.jumps = y, 0, jumps
+        self.log = log.append  # a builtin method: deep copies of the generator log into the same list
+
+    def latent_shape(self, h: int, w: int) -> tuple[int, int, int]:
+        return (32, h, w)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.log({name: p.detach().clone() for name, p in self.net.named_parameters()})
+        out = self.net(z)
+        ratio = self.jumps.get(self.calls, 1.0)
+        return out if ratio == 1.0 else self.y + math.sqrt(ratio) * (out - self.y)
+
+
+def test_divergence_guard_restores_the_saved_weights_bit_for_bit() -> None:
+    """Planted jumps: the loss times 100 and times 3 (2.7 times the loss at the backup, above
+    ``divergence_factor = 2``) force exactly two restores; times 1.9 (1.5 times the loss at the
+    backup) none. Each restore brings back the weights saved at the last backup bit for bit, and the
+    optimiser's state with them: the fit replays the iterations since the backup exactly (same
+    losses, the first equal to the loss at the backup)."""
+    x, y = noisy_camera()
+    log: list[dict[str, torch.Tensor]] = []
+    dip = DeepImagePrior(_Jumps(y, {18: 100.0, 30: 1.9, 44: 3.0}, log), steps=60, input_noise_std=0,
+                         ema=None, early_stopping=None, backup_every=10, divergence_factor=2.0,
+                         progress=False)
+    result = dip.fit(y, Identity(32))
+    assert len(log) == 60  # one generator call per iteration (no early-stopping rule watching)
+    assert result.restores == [17, 43]  # call k is iteration k - 1
+    assert np.isnan(result.losses[[17, 43]]).all()
+    assert np.isfinite(np.delete(result.losses, [17, 43])).all()
+    for jump, saved in ((17, 10), (43, 40)):
+        assert log[jump + 1].keys() == log[saved].keys()
+        assert all(torch.equal(log[jump + 1][name], w) for name, w in log[saved].items())
+        assert not all(torch.equal(log[jump][name], w) for name, w in log[saved].items())
+        replay = jump - saved
+        assert np.array_equal(result.losses[jump + 1 : jump + 1 + replay], result.losses[saved:jump])
 
 
 def test_inpainting_uses_only_observed_pixels() -> None:
@@ -272,9 +342,33 @@ def test_complex_images_for_mri() -> None:
     result = DeepImagePrior(gen, steps=500, complex_image=True, early_stopping=None, progress=False).fit(
         op.A(x), op, truth=x)
     assert result.image.is_complex()
-    error = (op.A_adjoint(op.A(x)) - x).abs().pow(2).mean()
-    zero_filled = 10 * math.log10(float(x.abs().max()) ** 2 / float(error))
+    # both measured as the audit measures them (by magnitude, data range max |x|)
+    zero_filled = float(metrics.psnr(op.A_adjoint(op.A(x)), x, data_range=float(x.abs().max())))
     assert result.stop_psnr > zero_filled + 3
+
+
+def test_psnr_curves_are_the_audits_psnr_on_complex_data() -> None:
+    """On complex images the PSNR curves are :func:`stablerecon.metrics.psnr` (by magnitude, as in the
+    audit) with data range ``max |truth|``, at the chosen iteration and at the last one; the modulus
+    of the complex difference would give a PSNR lower by several dB on this phase-ramped image."""
+    size = 16
+    ramp = torch.linspace(0, 2 * math.pi, size)
+    x = 0.8 * data.image("camera", size).to(torch.complex64) * torch.exp(1j * (ramp[:, None] + ramp))
+    op = SubsampledFourier(masks.variable_density(size, rate=0.5, seed=0))
+    torch.manual_seed(0)
+    gen = SkipNet(out_channels=2, depth=3, channels_down=8, channels_up=8, channels_skip=2, output="linear")
+    rule = WindowedVariance(window=3, patience=10**6)  # never stops: picks the lowest variance
+    result = DeepImagePrior(gen, steps=60, complex_image=True, ema=0.9, early_stopping=rule,
+                            progress=False).fit(op.A(x), op, truth=x)
+    peak = float(x.abs().max())
+    assert result.image.is_complex() and result.stop_iteration < 59
+    audit = float(metrics.psnr(result.image, x, data_range=peak))
+    assert result.psnr_curve[result.stop_iteration] == pytest.approx(audit, abs=1e-6)
+    assert result.stop_psnr == pytest.approx(audit, abs=1e-6)
+    for curve, output in ((result.psnr, result.final_raw), (result.psnr_ema, result.final_ema)):
+        assert curve[-1] == pytest.approx(float(metrics.psnr(output, x, data_range=peak)), abs=1e-6)
+    modulus = 10 * math.log10(peak**2 / float((result.image - x).abs().pow(2).mean()))
+    assert audit > modulus + 3
 
 
 def test_default_generator_is_built_once_with_the_seed() -> None:
@@ -341,7 +435,7 @@ def test_module_lists_its_public_names() -> None:
 def test_the_audit_attacks_dip_without_gradients() -> None:
     from stablerecon.audit import run
     from stablerecon.config import MethodSpec
-    from stablerecon.methods import build_method
+    from stablerecon.recipes import build_method
 
     size = 16
     op = SubsampledFourier(masks.variable_density(size, 0.25, seed=0))

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 import stablerecon.training.classify as classify
 from stablerecon.cli import app
 from stablerecon.config import ClassifierConfig, ConfigError, load_yaml, validate
+from stablerecon.csc import SDNet
 from stablerecon.data import classification_data
-from stablerecon.nets.csc import SDNet
 from stablerecon.training import (
     CheckpointError,
     ClassifierResult,

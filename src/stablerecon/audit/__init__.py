@@ -1,5 +1,12 @@
 """The stability audit: how accurate and how stable is a reconstruction method?
 
+What lives here: one module per test (``accuracy``, ``perturbation``, ``kernel``, ``detail``),
+the test registry ``TESTS`` (``registry``), the audit's options (``options``), the suite
+``run`` (``suite``), the result record with its summary and verdicts (``result``), and its files
+(``arrays``, ``store``). It may import ``contracts``, ``validation``, ``config_base``,
+``operators``, ``metrics``, ``data``, ``files`` and (to draw the report) ``report``; never a
+particular method (``solvers``, ``nets``, ...), never ``config``, ``recipes`` or ``cli``.
+
 Each test is a function of a method ``method(y, op) -> x_hat``, measurements or images, and
 the operator, returning a dataclass; they use nothing but that contract, so any callable and
 any operator with ``A`` / ``A_adjoint`` can be audited.
@@ -21,7 +28,7 @@ Example
 -------
 >>> import stablerecon as sr
 >>> op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(32, 0.25, seed=0))
->>> methods = {"zero-filled": sr.methods.ZeroFilled(),        # an nn.Module: gradient search
+>>> methods = {"zero-filled": sr.nets.ZeroFilled(),        # an nn.Module: gradient search
 ...            "plain": lambda y, op: op.A_dagger(y).real}    # a plain function: gradient-free
 >>> result = sr.audit.run(methods, op, sr.data.ellipses(2, 32, seed=0), tests=["worst_case"],
 ...                       options={"steps": 10, "restarts": 1}, progress=False)
@@ -33,8 +40,10 @@ True
 """
 
 from .accuracy import AccuracyResult, accuracy
+from .arrays import slug
 from .detail import DetailResult, SamplingResult, detail_test, sampling_sweep
 from .kernel import KernelResult, KernelSplit, PairBoundResult, kernel_split, kernel_test, pair_bound
+from .options import AuditOptions, DetailTestConfig, KernelTestConfig
 from .perturbation import (
     PenalisedResult,
     RandomNoiseResult,
@@ -46,13 +55,22 @@ from .perturbation import (
     random_noise,
     worst_case,
 )
-from .suite import TESTS, AuditResult, load, run
+from .registry import TESTS, UnitContext
+from .result import RESULTS_SCHEMA, AuditResult
+from .store import load
+from .suite import run
 
 __all__ = [
     "run",
     "load",
     "AuditResult",
     "TESTS",
+    "UnitContext",
+    "AuditOptions",
+    "KernelTestConfig",
+    "DetailTestConfig",
+    "RESULTS_SCHEMA",
+    "slug",
     "accuracy",
     "AccuracyResult",
     "worst_case",

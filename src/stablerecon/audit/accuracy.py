@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from ..contracts import Operator, Reconstructor
 from ..metrics import nmse, psnr, ssim
 from ..operators.noise import gaussian_like
 
@@ -27,7 +27,7 @@ class AccuracyResult:
     output: Tensor
 
 
-def accuracy(method: Callable[..., Tensor], x: Tensor, op: object, noise: float = 0.0,
+def accuracy(method: Reconstructor, x: Tensor, op: Operator, noise: float = 0.0,
              seed: int = 0) -> AccuracyResult:
     """Reconstruct images ``x`` ``(B, C, H, W)`` (values in [0, 1]) from ``op.A(x)`` plus
     Gaussian noise of relative level ``noise`` (seeded) and score the result."""

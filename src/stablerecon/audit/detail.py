@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..contracts import Operator, Reconstructor
 from ..data import insert_detail
 from ..metrics import nmse, psnr, ssim
 from ..operators.noise import gaussian_like
@@ -33,7 +34,7 @@ class DetailResult:
     without: Tensor
 
 
-def detail_test(method: Callable[..., Tensor], x: Tensor, op: object, kind: str = "blob",
+def detail_test(method: Reconstructor, x: Tensor, op: Operator, kind: str = "blob",
                 contrast: float = 30 / 255, position: tuple[int, int] | None = None,
                 size: int | None = None, text: str = "OK", noise: float = 0.0,
                 seed: int = 0) -> DetailResult:
@@ -69,7 +70,7 @@ class SamplingResult:
     nmse: Tensor
 
 
-def sampling_sweep(method: Callable[..., Tensor], x: Tensor, make_operator: Callable[[float], object],
+def sampling_sweep(method: Reconstructor, x: Tensor, make_operator: Callable[[float], Operator],
                    rates: Sequence[float], noise: float = 0.0, seed: int = 0) -> SamplingResult:
     """Reconstruct ``x`` from ``make_operator(rate)`` measurements at each rate (relative noise
     ``noise``): the "more samples, worse results" test of Antun et al. for methods built for

@@ -12,12 +12,12 @@ misses the detail on ``x + z`` or hallucinates it on ``x``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from ..contracts import Operator, Reconstructor
 from ..operators.nullspace import KernelSplit, kernel_split
 from .perturbation import batch_norm, worst_case
 
@@ -62,7 +62,7 @@ def _cosine(a: Tensor, b: Tensor) -> Tensor:
     return _inner(a, b) / (batch_norm(a) * batch_norm(b)).clamp_min(1e-30)
 
 
-def kernel_test(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor,
+def kernel_test(method: Reconstructor, x: Tensor, op: Operator, z: Tensor,
                 x_other: Tensor | None = None) -> KernelResult:
     """Reconstruct ``x`` and ``x + z`` from noiseless measurements and report the kernel
     quantities of :class:`KernelResult`."""
@@ -113,7 +113,7 @@ class PairBoundResult:
     search: Tensor | None
 
 
-def pair_bound(method: Callable[..., Tensor], x: Tensor, op: object, z: Tensor, search_steps: int = 0,
+def pair_bound(method: Reconstructor, x: Tensor, op: Operator, z: Tensor, search_steps: int = 0,
                restarts: int = 2, seed: int = 0) -> PairBoundResult:
     """Accuracy of ``method`` on ``x`` and ``x + z``, the resulting Lipschitz lower bound, the
     amplification of ``e = A z`` and, with ``search_steps > 0``, of the worst case found by the

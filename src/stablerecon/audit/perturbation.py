@@ -24,6 +24,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..contracts import Operator, Reconstructor, is_differentiable
+from ..validation import budgets as check_budgets
+
 __all__ = [
     "WorstCaseResult",
     "RandomNoiseResult",
@@ -36,29 +39,9 @@ __all__ = [
     "batch_norm",
 ]
 
-Method = Callable[..., Tensor]
-
-
 def batch_norm(t: Tensor) -> Tensor:
     """l2 norm of each item of a batch over all other axes, shape ``(B,)``."""
     return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
-
-
-def is_differentiable(method: object) -> bool:
-    """Whether the audit may use gradients through ``method``: its ``differentiable``
-    attribute if it has one, else ``True`` for ``nn.Module`` s and ``False`` for other
-    callables."""
-    flag = getattr(method, "differentiable", None)
-    if flag is not None:
-        return bool(flag)
-    return isinstance(method, torch.nn.Module)
-
-
-def _check_budgets(budgets: Sequence[float]) -> list[float]:
-    out = [float(b) for b in budgets]
-    if not out or any(not (math.isfinite(b) and b > 0) for b in out):
-        raise ValueError(f"argument 'budgets' must be a non-empty list of positive numbers, got {budgets!r}")
-    return out
 
 
 def _check_y(y: object) -> Tensor:
@@ -115,9 +98,9 @@ class WorstCaseResult:
 
 
 def worst_case(
-    method: Method,
+    method: Reconstructor,
     y: Tensor,
-    op: object,
+    op: Operator,
     budgets: Sequence[float] = (0.005, 0.01, 0.02, 0.05),
     *,
     x: Tensor | None = None,
@@ -167,7 +150,7 @@ def worst_case(
         Show a progress bar over the search steps (all budgets and restarts).
     """
     y = _check_y(y)
-    budgets = _check_budgets(budgets)
+    budgets = check_budgets(budgets)
     if reference not in ("output", "truth"):
         raise ValueError(f"argument 'reference' must be 'output' or 'truth', got {reference!r}")
     if reference == "truth" and x is None:
@@ -257,11 +240,12 @@ class RandomNoiseResult:
     mean_amplification: Tensor
 
 
-def random_noise(method: Method, y: Tensor, op: object, budgets: Sequence[float] = (0.005, 0.01, 0.02, 0.05),
-                 draws: int = 20, seed: int = 0, progress: bool = False) -> RandomNoiseResult:
+def random_noise(method: Reconstructor, y: Tensor, op: Operator,
+                 budgets: Sequence[float] = (0.005, 0.01, 0.02, 0.05), draws: int = 20, seed: int = 0,
+                 progress: bool = False) -> RandomNoiseResult:
     """The same budgets as :func:`worst_case`, drawn at random (``draws`` per budget)."""
     y = _check_y(y)
-    budgets = _check_budgets(budgets)
+    budgets = check_budgets(budgets)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"argument 'draws' must be an integer >= 1, got {draws!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -293,7 +277,7 @@ class PenalisedResult:
     objective: list[float]
 
 
-def penalised_perturbation(method: Method, x: Tensor, op: object, lam: float = 1.0, steps: int = 100,
+def penalised_perturbation(method: Reconstructor, x: Tensor, op: Operator, lam: float = 1.0, steps: int = 100,
                            step_size: float = 0.01, momentum: float = 0.9, seed: int = 0) -> PenalisedResult:
     r"""The perturbation of Antun et al. (PNAS 2020): maximise
     ``||f(A(x + r)) - f(A x)||^2 - lam ||r||^2`` over image-space ``r`` by gradient ascent with
@@ -331,7 +315,7 @@ def penalised_perturbation(method: Method, x: Tensor, op: object, lam: float = 1
     )
 
 
-def not_rare(method: Method, y: Tensor, op: object, perturbation: Tensor, scale: float = 0.5,
+def not_rare(method: Reconstructor, y: Tensor, op: Operator, perturbation: Tensor, scale: float = 0.5,
              draws: int = 10, seed: int = 0) -> Tensor:
     """The "not rare" check of Antun et al.: the fraction of the damage of a worst-case
     perturbation ``e`` that survives random noise of norm ``scale * ||e||`` added to it,

@@ -12,6 +12,13 @@ nothing is downloaded:
   noise corruptions with severities 1..5;
 - :func:`classification_data`: small labelled image sets (``digits``, ``mnist5k``) split,
   stratified and seeded, into train / validation / test (:class:`ClassificationData`).
+
+Modules: :mod:`~stablerecon.data.images` (shipped images), :mod:`~stablerecon.data.phantoms`,
+:mod:`~stablerecon.data.details` (detail insertion), :mod:`~stablerecon.data.corruptions` and
+:mod:`~stablerecon.data.classification`.
+
+Imports: this package may import nothing of stablerecon but :mod:`stablerecon.contracts`,
+:mod:`stablerecon.validation` and :mod:`stablerecon.files`.
 """
 
 from .classification import CLASSIFICATION_DATASETS, ClassificationData, classification_data

@@ -87,6 +87,15 @@ def _generator(seed: Seed, device: torch.device) -> torch.Generator | None:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def _arguments(
+    kind: str, x: object, severity: object, seed: Seed
+) -> tuple[float, Tensor, torch.Generator | None]:
+    """The validated arguments of a corruption: its parameter, the image and the generator."""
+    parameter = _parameter(kind, severity)
+    x = _check_image(x)
+    return parameter, x, _generator(seed, x.device)
+
+
 def _randn(x: Tensor, gen: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
 
@@ -106,9 +115,7 @@ def gaussian(x: Tensor, severity: int = 1, seed: Seed = None) -> Tensor:
     Returns:
         Tensor like ``x`` (shape, dtype, device), values in ``[0, 1]``.
     """
-    sigma = _parameter("gaussian", severity)
-    x = _check_image(x)
-    gen = _generator(seed, x.device)
+    sigma, x, gen = _arguments("gaussian", x, severity, seed)
     return (x + sigma * _randn(x, gen)).clamp(0.0, 1.0)
 
 
@@ -123,9 +130,7 @@ def shot(x: Tensor, severity: int = 1, seed: Seed = None) -> Tensor:
     Returns:
         Tensor like ``x``, values in ``[0, 1]`` (multiples of ``1 / lam``).
     """
-    lam = _parameter("shot", severity)
-    x = _check_image(x)
-    gen = _generator(seed, x.device)
+    lam, x, gen = _arguments("shot", x, severity, seed)
     return (torch.poisson(x * lam, generator=gen) / lam).clamp(0.0, 1.0)
 
 
@@ -140,9 +145,7 @@ def speckle(x: Tensor, severity: int = 1, seed: Seed = None) -> Tensor:
     Returns:
         Tensor like ``x``, values in ``[0, 1]``.
     """
-    sigma = _parameter("speckle", severity)
-    x = _check_image(x)
-    gen = _generator(seed, x.device)
+    sigma, x, gen = _arguments("speckle", x, severity, seed)
     return (x + x * (sigma * _randn(x, gen))).clamp(0.0, 1.0)
 
 
@@ -158,9 +161,7 @@ def impulse(x: Tensor, severity: int = 1, seed: Seed = None) -> Tensor:
     Returns:
         Tensor like ``x``, values in ``[0, 1]``.
     """
-    amount = _parameter("impulse", severity)
-    x = _check_image(x)
-    gen = _generator(seed, x.device)
+    amount, x, gen = _arguments("impulse", x, severity, seed)
     flipped = _rand(x, gen) < amount
     salt = (_rand(x, gen) < 0.5).to(x.dtype)
     return torch.where(flipped, salt, x)

@@ -7,19 +7,14 @@
 - :class:`DeepImagePrior`: an untrained generator (:class:`SkipNet`, :class:`DeepDecoder`,
   :class:`ConvDecoder`) fitted to each measurement, with automatic early stopping
   (:mod:`stablerecon.nets.dip`).
-- :class:`CSCLayer` and :class:`SDNet`: convolutional sparse coding layers and the classifier
-  built from them, whose ``lam`` can be turned at test time (:mod:`stablerecon.nets.csc`,
-  :mod:`stablerecon.nets.csc_robust`); :class:`CSCDenoiser`: a CSC denoiser, a reconstruction
-  method inside ``PostProcessing(..., residual=False)``.
 """
 
-from . import csc, dip
-from .csc import CSCDenoiser, CSCLayer, SDNet
+from . import dip
 from .dip import ConvDecoder, DeepDecoder, DeepImagePrior, SkipNet
 from .firenet import FIRENet
 from .unet import PostProcessing, UNet, channels_to_complex, complex_to_channels
 from .unrolled import ItNet
+from .zero_filled import ZeroFilled
 
-__all__ = ["FIRENet", "UNet", "PostProcessing", "ItNet", "complex_to_channels", "channels_to_complex",
-           "DeepImagePrior", "SkipNet", "DeepDecoder", "ConvDecoder", "dip", "csc", "CSCDenoiser",
-           "CSCLayer", "SDNet"]
+__all__ = ["ZeroFilled", "FIRENet", "UNet", "PostProcessing", "ItNet", "complex_to_channels", "channels_to_complex",
+           "DeepImagePrior", "SkipNet", "DeepDecoder", "ConvDecoder", "dip"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from ..contracts import Operator
 
 
-def resolve_operator(op: Any, default: Any, name: str) -> Any:
+def resolve_operator(op: Operator | None, default: Operator | None, name: str) -> Operator:
     """``op`` if given, else the network's constructor operator ``default``; a clear error
     naming the network ``name`` if neither exists."""
     op = op if op is not None else default

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from ..operators.base import LinearOperator
-from ..solvers.reconstructor import default_sparsifier
+from ..solvers.reconstructor import default_sparsifier, optional_linear_operator
 from ..solvers.restart import restarted_primal_dual
+from ..validation import positive_float, positive_int
 from ._operator import resolve_operator
 
 __all__ = ["FIRENet"]
@@ -110,31 +110,18 @@ class FIRENet(nn.Module):
         real: bool = True,
     ) -> None:
         super().__init__()
-        if lam is None or isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
-            raise ValueError(f"argument 'lam' must be a positive number, got {lam!r}")
-        for name, value in (("restarts", restarts), ("inner", inner)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"argument '{name}' must be an int >= 1, got {value!r}")
-        if isinstance(delta, bool) or not (isinstance(delta, (int, float)) and math.isfinite(delta)
-                                           and delta >= 0):
-            raise ValueError(f"argument 'delta' must be a number >= 0, got {delta!r}")
-        if op is not None and not isinstance(op, LinearOperator):
-            raise TypeError(f"argument 'op' must be a LinearOperator or None, got {type(op).__name__}")
-        if sparsifier is not None and not isinstance(sparsifier, LinearOperator):
-            raise TypeError(f"argument 'sparsifier' must be a LinearOperator or None, "
-                            f"got {type(sparsifier).__name__}")
+        self.op = optional_linear_operator(op, "op")
+        self.sparsifier = optional_linear_operator(sparsifier, "sparsifier")
         if op is not None and sparsifier is not None and \
                 tuple(sparsifier.in_shape[-2:]) != tuple(op.in_shape[-2:]):
             raise ValueError(f"argument 'sparsifier' acts on images of size "
                              f"{tuple(sparsifier.in_shape[-2:])} but 'op' on images of size "
                              f"{tuple(op.in_shape[-2:])}")
-        self.op = op
-        self.sparsifier = sparsifier
-        self.lam = float(lam)
+        self.lam = positive_float(lam, "lam")
         self.weights = weights
-        self.restarts = restarts
-        self.inner = inner
-        self.delta = float(delta)
+        self.restarts = positive_int(restarts, "restarts")
+        self.inner = positive_int(inner, "inner")
+        self.delta = positive_float(delta, "delta", allow_zero=True)
         self.tau = tau
         self.sigma = sigma
         self.real = real

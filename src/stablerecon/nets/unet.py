@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..operators.base import LinearOperator
+from ..contracts import Operator
+from ..validation import boolean, positive_int
 from ._operator import resolve_operator
 
 __all__ = ["UNet", "PostProcessing", "complex_to_channels", "channels_to_complex"]
@@ -28,10 +28,8 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[:, :c], x[:, c:])
 
 
-def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"argument '{name}' must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+#: Kept for the modules that still import it from here; use :func:`stablerecon.validation.positive_int`.
+_check_positive_int = positive_int
 
 
 class _DoubleConv(nn.Sequential):
@@ -80,10 +78,10 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 4, width: int = 32,
                  batch_norm: bool = True) -> None:
         super().__init__()
-        self.in_channels = _check_positive_int(in_channels, "in_channels")
-        self.out_channels = _check_positive_int(out_channels, "out_channels")
-        self.depth = _check_positive_int(depth, "depth", 0)
-        self.width = _check_positive_int(width, "width")
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.depth = positive_int(depth, "depth", 0)
+        self.width = positive_int(width, "width")
         self.batch_norm = bool(batch_norm)
         chans = [width * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
@@ -194,11 +192,9 @@ class PostProcessing(nn.Module):
     differentiable = True
     name = "U-Net post-processing"
 
-    def __init__(self, net: nn.Module, op: LinearOperator | None = None, residual: bool = True) -> None:
+    def __init__(self, net: nn.Module, op: Operator | None = None, residual: bool = True) -> None:
         super().__init__()
-        if not isinstance(residual, bool):
-            raise TypeError(f"PostProcessing: argument 'residual' must be a bool, got {residual!r}")
-        self.residual = residual
+        self.residual = boolean(residual, "residual", where="PostProcessing")
         for attr in ("in_channels", "out_channels"):
             if not isinstance(getattr(net, attr, None), int):
                 raise TypeError(f"PostProcessing: argument 'net' must have an integer '{attr}' attribute")
@@ -208,7 +204,7 @@ class PostProcessing(nn.Module):
         self.net = net
         self.op = op
 
-    def forward(self, y: torch.Tensor, op: LinearOperator | None = None) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""
         op = resolve_operator(op, self.op, "PostProcessing")
         z = op.A_dagger(y)

@@ -8,7 +8,8 @@ import math
 import torch
 from torch import nn
 
-from ..operators.base import LinearOperator
+from ..contracts import Operator
+from ..validation import positive_float, positive_int
 from ._operator import resolve_operator
 from .unet import channels_to_complex, complex_to_channels
 
@@ -66,21 +67,18 @@ class ItNet(nn.Module):
     name = "ItNet"
 
     def __init__(self, net: nn.Module, iterations: int = 3, shared: bool = False, eta: float = 1.0,
-                 learn_eta: bool = True, op: LinearOperator | None = None, real_output: bool = True) -> None:
+                 learn_eta: bool = True, op: Operator | None = None, real_output: bool = True) -> None:
         super().__init__()
         cin, cout = getattr(net, "in_channels", None), getattr(net, "out_channels", None)
         if not isinstance(cin, int) or cin != cout:
             raise ValueError(f"ItNet: argument 'net' must map a number of channels to itself, "
                              f"got in_channels={cin!r}, out_channels={cout!r}")
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"ItNet: argument 'iterations' must be an integer >= 1, got {iterations!r}")
-        if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0):
-            raise ValueError(f"ItNet: argument 'eta' must be a positive finite number, got {eta!r}")
-        self.iterations = iterations
+        self.iterations = positive_int(iterations, "iterations", where="ItNet")
+        eta = positive_float(eta, "eta", where="ItNet")
         self.shared = bool(shared)
         self.channels = cin
         self.real_output = bool(real_output)
-        count = 1 if shared else iterations
+        count = 1 if shared else self.iterations
         self.nets = nn.ModuleList([net] + [copy.deepcopy(net) for _ in range(count - 1)])
         log_eta = torch.tensor(math.log(eta), dtype=torch.float64).float()
         if learn_eta:
@@ -94,7 +92,7 @@ class ItNet(nn.Module):
         """Current data-consistency step size."""
         return float(self.log_eta.detach().exp())
 
-    def forward(self, y: torch.Tensor, op: LinearOperator | None = None) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""
         op = resolve_operator(op, self.op, "ItNet")
         x = op.A_dagger(y)

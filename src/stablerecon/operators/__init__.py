@@ -15,6 +15,15 @@ operator                       problem
 :class:`Downsample`            super-resolution
 :class:`Identity`              denoising
 =============================  =====================================================
+
+Modules: :mod:`~stablerecon.operators.base` (the :class:`LinearOperator` contract and its
+algebra: composition, scaling, adjoint, identity), :mod:`~stablerecon.operators.tensors`
+(tensor checks, dtype helpers, :class:`skip_finite_checks`), one module per forward model,
+:mod:`~stablerecon.operators.masks` (sampling patterns), :mod:`~stablerecon.operators.noise`
+(noise models) and :mod:`~stablerecon.operators.nullspace` (range/null-space split).
+
+Imports: this package sits at the bottom of stablerecon; it may import nothing of stablerecon
+but :mod:`stablerecon.contracts`, :mod:`stablerecon.validation` and :mod:`stablerecon.files`.
 """
 
 from . import masks, noise, nullspace
@@ -24,7 +33,6 @@ from .base import (
     Identity,
     LinearOperator,
     ScaledOperator,
-    skip_finite_checks,
 )
 from .blur import Blur, box_kernel, gaussian_kernel
 from .dense import GaussianMatrix
@@ -32,19 +40,12 @@ from .downsample import Downsample
 from .fourier import SubsampledFourier, centered_fft2, centered_ifft2
 from .hadamard import SubsampledWalshHadamard, fwht
 from .inpainting import Inpainting
+from .kinds import OPERATOR_KINDS, OperatorSpec, build_operator
 from .radon import FBP_FILTERS, Radon, clear_radon_cache
+from .tensors import skip_finite_checks
 
-OPERATORS: dict[str, type[LinearOperator]] = {
-    "fourier": SubsampledFourier,
-    "hadamard": SubsampledWalshHadamard,
-    "radon": Radon,
-    "gaussian": GaussianMatrix,
-    "blur": Blur,
-    "inpainting": Inpainting,
-    "downsample": Downsample,
-    "identity": Identity,
-}
-"""Operator classes by short name (used by configs and ``stablerecon list``)."""
+OPERATORS = OPERATOR_KINDS
+"""The operator kinds of configs by short name (:data:`stablerecon.operators.kinds.OPERATOR_KINDS`)."""
 
 __all__ = [
     "LinearOperator",
@@ -71,4 +72,7 @@ __all__ = [
     "centered_ifft2",
     "fwht",
     "OPERATORS",
+    "OPERATOR_KINDS",
+    "OperatorSpec",
+    "build_operator",
 ]

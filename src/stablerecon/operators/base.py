@@ -13,26 +13,38 @@ Every operator is a :class:`torch.nn.Module` with
 and validates the shape, dtype and finiteness of every argument it receives. These names match
 DeepInverse's ``LinearPhysics`` so that operators work in either library by duck typing.
 
-Operators compose with ``@`` (``(op2 @ op1).A(x) == op2.A(op1.A(x))``) and scale with ``*``.
+Operators compose with ``@`` (``(op2 @ op1).A(x) == op2.A(op1.A(x))``) and scale with ``*``;
+the resulting :class:`ComposedOperator`, :class:`ScaledOperator` and :class:`AdjointOperator`
+live here with :class:`LinearOperator` because its operators build them. The tensor checks and
+dtype helpers (:func:`check_tensor`, :class:`skip_finite_checks`, ...) live in
+:mod:`stablerecon.operators.tensors` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from torch import nn
 
-Shape = tuple[int | None, ...]
-"""A shape without the batch dimension; ``None`` stands for "any size" (e.g. channels)."""
-
-DomainKind = Literal["real", "complex", "any"]
-
-REAL_DTYPES = (torch.float32, torch.float64)
-COMPLEX_DTYPES = (torch.complex64, torch.complex128)
-_SUPPORTED = REAL_DTYPES + COMPLEX_DTYPES
+from .tensors import (
+    COMPLEX_DTYPES,
+    REAL_DTYPES,
+    DomainKind,
+    Shape,
+    all_finite,
+    as_hw,
+    check_tensor,
+    complex_dtype_of,
+    finite_checks_enabled,
+    format_shape,
+    gather_last,
+    inner_product,
+    real_dtype_of,
+    scatter_last,
+    shapes_compatible,
+    skip_finite_checks,
+)
 
 __all__ = [
     "LinearOperator",
@@ -40,152 +52,21 @@ __all__ = [
     "ScaledOperator",
     "AdjointOperator",
     "Identity",
+    # re-exported from stablerecon.operators.tensors
+    "Shape",
+    "DomainKind",
+    "REAL_DTYPES",
+    "COMPLEX_DTYPES",
     "complex_dtype_of",
     "real_dtype_of",
     "check_tensor",
     "all_finite",
     "inner_product",
+    "gather_last",
+    "scatter_last",
     "skip_finite_checks",
     "finite_checks_enabled",
 ]
-
-
-def complex_dtype_of(dtype: torch.dtype) -> torch.dtype:
-    """The complex dtype with the precision of ``dtype`` (float32 -> complex64)."""
-    if dtype in COMPLEX_DTYPES:
-        return dtype
-    return torch.complex128 if dtype == torch.float64 else torch.complex64
-
-
-def real_dtype_of(dtype: torch.dtype) -> torch.dtype:
-    """The real dtype with the precision of ``dtype`` (complex64 -> float32)."""
-    if dtype in REAL_DTYPES:
-        return dtype
-    return torch.float64 if dtype == torch.complex128 else torch.float32
-
-
-def _fmt_shape(shape: Sequence[int | None]) -> str:
-    return "(" + ", ".join("B" if i == 0 else ("*" if s is None else str(s))
-                           for i, s in enumerate(shape)) + ")"
-
-
-_CHECK_FINITE = True
-
-
-class skip_finite_checks:  # noqa: N801 - used as a context manager, reads like a function
-    """Context manager that turns off the NaN/Inf scan of operator inputs.
-
-    Shape and dtype checks stay on. The scan costs one pass over the data and, on a GPU, a
-    device synchronisation per call; iterative solvers that have validated their inputs once
-    may run their inner loop inside ``with skip_finite_checks():``.
-    """
-
-    def __enter__(self) -> None:
-        global _CHECK_FINITE
-        self._previous = _CHECK_FINITE
-        _CHECK_FINITE = False
-
-    def __exit__(self, *exc: object) -> None:
-        global _CHECK_FINITE
-        _CHECK_FINITE = self._previous
-
-
-def finite_checks_enabled() -> bool:
-    """False inside :class:`skip_finite_checks` (value scans of inputs are skipped)."""
-    return _CHECK_FINITE
-
-
-def check_tensor(
-    value: object,
-    name: str,
-    shape: Shape,
-    kind: DomainKind = "any",
-    where: str = "",
-    check_finite: bool = True,
-) -> torch.Tensor:
-    """Validate a batched tensor argument and return it.
-
-    Parameters
-    ----------
-    value:
-        The object received.
-    name:
-        The argument's name, used in error messages.
-    shape:
-        Expected shape *without* the batch dimension; ``None`` entries match any size.
-    kind:
-        ``"real"`` accepts float32/float64, ``"complex"`` complex64/complex128 (real input is
-        accepted too and promoted by the caller), ``"any"`` all four.
-    where:
-        Prefix naming the operator and method, e.g. ``"SubsampledFourier.A"``.
-    check_finite:
-        Reject NaN/Inf entries.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not a tensor or has an unsupported dtype.
-    ValueError
-        If the shape does not match or the tensor holds NaN/Inf.
-    """
-    prefix = f"{where}: " if where else ""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{prefix}argument '{name}' must be a torch.Tensor, got {type(value).__name__}")
-    if value.dtype not in _SUPPORTED:
-        raise TypeError(
-            f"{prefix}argument '{name}' must have dtype float32, float64, complex64 or complex128, "
-            f"got {value.dtype}"
-        )
-    if kind == "real" and value.dtype not in REAL_DTYPES:
-        raise TypeError(f"{prefix}argument '{name}' must be real (float32/float64), got {value.dtype}")
-    expected = (None, *shape)
-    if value.ndim != len(expected) or any(
-        e is not None and e != s for e, s in zip(expected, value.shape, strict=True)
-    ):
-        raise ValueError(
-            f"{prefix}argument '{name}' must have shape {_fmt_shape(expected)} "
-            f"(B = batch, * = any), got {tuple(value.shape)}"
-        )
-    if value.shape[0] == 0:
-        raise ValueError(f"{prefix}argument '{name}' has an empty batch (shape {tuple(value.shape)})")
-    if check_finite and _CHECK_FINITE and not all_finite(value):
-        raise ValueError(f"{prefix}argument '{name}' contains NaN or Inf values")
-    return value
-
-
-def all_finite(value: torch.Tensor) -> bool:
-    """Whether every entry of ``value`` is finite (no NaN, no +-Inf).
-
-    A floating-point sum is finite only if every term is, so one reduction (no temporary
-    mask) settles the common case; only when the sum is not finite (NaN/Inf present, or an
-    overflow of large finite values) is the exact elementwise test run.
-    """
-    flat = torch.view_as_real(value) if value.is_complex() else value
-    if bool(torch.isfinite(flat.sum())):
-        return True
-    return bool(torch.isfinite(flat).all())
-
-
-def gather_last(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``values[..., index]`` for a 1-D ``index`` (``torch.gather`` is the fastest CPU path)."""
-    return torch.gather(values, -1, index.expand(*values.shape[:-1], -1))
-
-
-def scatter_last(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero tensor with last dimension ``size`` and ``out[..., index] = values`` (1-D index)."""
-    out = values.new_zeros((*values.shape[:-1], size))
-    return out.scatter_(-1, index.expand(*values.shape[:-1], -1), values)
-
-
-def inner_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The Hilbert inner product ``<a, b> = sum conj(a) b`` per batch item.
-
-    Returns a tensor of shape ``(B,)``, complex when either argument is complex (so the
-    dot-product test checks complex linearity, not only real linearity); for real tensors it
-    is the usual dot product.
-    """
-    prod = (torch.conj(a) * b) if (a.is_complex() or b.is_complex()) else a * b
-    return prod.reshape(prod.shape[0], -1).sum(dim=1)
 
 
 class LinearOperator(nn.Module):
@@ -358,6 +239,9 @@ class LinearOperator(nn.Module):
         if exact is not None:
             self._norm_cache = float(exact)
             return self._norm_cache
+        # Rayleigh quotient <x, A^* A x> through the unchecked maps. This is deliberately not
+        # stablerecon.contracts.power_iteration, which estimates ||A^* A v||^(1/2) through the
+        # validated public maps: both converge to ||A||, but not to the same digits.
         dtype = self._probe_dtype(torch.float64)
         device = self._probe_device()
         with torch.no_grad():
@@ -442,12 +326,8 @@ class LinearOperator(nn.Module):
         return ScaledOperator(self, -1.0)
 
     def extra_repr(self) -> str:
-        return (f"in_shape={_fmt_shape((None, *self.in_shape))}, "
-                f"out_shape={_fmt_shape((None, *self.out_shape))}")
-
-
-def _shapes_compatible(a: Shape, b: Shape) -> bool:
-    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+        return (f"in_shape={format_shape((None, *self.in_shape))}, "
+                f"out_shape={format_shape((None, *self.out_shape))}")
 
 
 class ComposedOperator(LinearOperator):
@@ -457,11 +337,11 @@ class ComposedOperator(LinearOperator):
     """
 
     def __init__(self, outer: LinearOperator, inner: LinearOperator) -> None:
-        if not _shapes_compatible(inner.out_shape, outer.in_shape):
+        if not shapes_compatible(inner.out_shape, outer.in_shape):
             raise ValueError(
                 f"cannot compose {outer.name} @ {inner.name}: {inner.name} outputs "
-                f"{_fmt_shape((None, *inner.out_shape))} but {outer.name} expects "
-                f"{_fmt_shape((None, *outer.in_shape))}"
+                f"{format_shape((None, *inner.out_shape))} but {outer.name} expects "
+                f"{format_shape((None, *outer.in_shape))}"
             )
         if outer.in_kind == "real" and inner.out_complex:
             raise ValueError(
@@ -566,7 +446,7 @@ class Identity(LinearOperator):
     """
 
     def __init__(self, size: int | tuple[int, int], channels: int | None = None) -> None:
-        h, w = _as_hw(size, "size")
+        h, w = as_hw(size, "size")
         super().__init__((channels, h, w), (channels, h, w))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -577,20 +457,3 @@ class Identity(LinearOperator):
 
     def _exact_norm(self) -> float:
         return 1.0
-
-
-def _as_hw(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """Parse an image size given as ``N`` or ``(H, W)``; positive integers only."""
-    if isinstance(size, bool):
-        raise TypeError(f"argument '{name}' must be an int or a pair of ints, got {size!r}")
-    if isinstance(size, int):
-        h = w = size
-    elif isinstance(size, Sequence) and len(size) == 2 and all(
-        isinstance(s, int) and not isinstance(s, bool) for s in size
-    ):
-        h, w = int(size[0]), int(size[1])
-    else:
-        raise TypeError(f"argument '{name}' must be an int or a pair of ints, got {size!r}")
-    if h <= 0 or w <= 0:
-        raise ValueError(f"argument '{name}' must be positive, got {size!r}")
-    return h, w

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .base import LinearOperator, _as_hw, complex_dtype_of
+from .base import LinearOperator
+from .tensors import as_hw, complex_dtype_of
 
 __all__ = ["Blur", "gaussian_kernel", "box_kernel"]
 
@@ -61,7 +62,7 @@ class Blur(LinearOperator):
 
     def __init__(self, kernel: torch.Tensor, size: int | tuple[int, int],
                  dagger_eps: float = 1e-3, channels: int | None = None) -> None:
-        h, w = _as_hw(size, "size")
+        h, w = as_hw(size, "size")
         if not isinstance(kernel, torch.Tensor):
             raise TypeError(f"argument 'kernel' must be a torch.Tensor, got {type(kernel).__name__}")
         if kernel.ndim != 2 or kernel.numel() == 0:

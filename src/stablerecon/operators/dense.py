@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import LinearOperator, _as_hw, real_dtype_of
+from .base import LinearOperator
+from .tensors import as_hw, real_dtype_of
 
 __all__ = ["GaussianMatrix"]
 
@@ -47,7 +48,7 @@ class GaussianMatrix(LinearOperator):
                 )
             h = w = side
         else:
-            h, w = _as_hw(n, "n")
+            h, w = as_hw(n, "n")
         super().__init__((channels, h, w), (channels, m))
         g = torch.Generator().manual_seed(seed)
         matrix = torch.randn(m, h * w, generator=g, dtype=torch.float64) / m**0.5

@@ -7,7 +7,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .base import LinearOperator, _as_hw
+from .base import LinearOperator
+from .tensors import as_hw
 
 __all__ = ["Downsample"]
 
@@ -36,7 +37,7 @@ class Downsample(LinearOperator):
                  filter: Literal["box", "none"] = "box", channels: int | None = None) -> None:
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
             raise ValueError(f"argument 'factor' must be an int >= 1, got {factor!r}")
-        h, w = _as_hw(size, "size")
+        h, w = as_hw(size, "size")
         if h % factor or w % factor:
             raise ValueError(f"argument 'factor'={factor} must divide the image size {(h, w)}")
         if filter not in ("box", "none"):

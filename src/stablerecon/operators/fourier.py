@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from .base import LinearOperator, complex_dtype_of, gather_last, scatter_last
+from .base import LinearOperator
 from .masks import check_mask, rate
+from .tensors import complex_dtype_of, gather_last, scatter_last
 
 __all__ = ["SubsampledFourier", "centered_fft2", "centered_ifft2"]
 

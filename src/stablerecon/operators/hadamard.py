@@ -7,8 +7,9 @@ import math
 
 import torch
 
-from .base import LinearOperator, gather_last, scatter_last
+from .base import LinearOperator
 from .masks import check_mask, rate
+from .tensors import gather_last, scatter_last
 
 __all__ = ["SubsampledWalshHadamard", "fwht", "sequency_permutation"]
 

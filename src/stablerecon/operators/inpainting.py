@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import LinearOperator, gather_last, scatter_last
+from .base import LinearOperator
 from .masks import check_mask
+from .tensors import gather_last, scatter_last
 
 __all__ = ["Inpainting"]
 

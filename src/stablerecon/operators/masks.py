@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .base import _as_hw
+from .tensors import as_hw
 
 Origin = Literal["center", "corner"]
 
@@ -48,6 +48,13 @@ def _check_origin(origin: str) -> Origin:
     if origin not in ("center", "corner"):
         raise ValueError(f"argument 'origin' must be 'center' or 'corner', got {origin!r}")
     return origin  # type: ignore[return-value]
+
+
+def _common_arguments(size: int | tuple[int, int], rate: float,
+                      origin: str = "center") -> tuple[int, int, float, Origin]:
+    """The validated arguments every generator takes: ``H``, ``W``, the rate and the origin."""
+    h, w = as_hw(size, "size")
+    return h, w, _check_rate(rate), _check_origin(origin)
 
 
 def _distance_1d(n: int, origin: Origin) -> np.ndarray:
@@ -100,9 +107,7 @@ def variable_density_lines(
     torch.Tensor
         Boolean mask of shape ``(H, W)``.
     """
-    h, w = _as_hw(size, "size")
-    r = _check_rate(rate)
-    origin = _check_origin(origin)
+    h, w, r, origin = _common_arguments(size, rate, origin)
     if axis not in (0, 1):
         raise ValueError(f"argument 'axis' must be 0 or 1, got {axis!r}")
     if not 0.0 <= center_fraction <= 1.0:
@@ -141,9 +146,7 @@ def variable_density(
     torch.Tensor
         Boolean mask of shape ``(H, W)``.
     """
-    h, w = _as_hw(size, "size")
-    r = _check_rate(rate)
-    origin = _check_origin(origin)
+    h, w, r, origin = _common_arguments(size, rate, origin)
     if center_radius < 0.0:
         raise ValueError(f"argument 'center_radius' must be >= 0, got {center_radius}")
     k = max(1, round(r * h * w))
@@ -172,9 +175,7 @@ def radial(
     torch.Tensor
         Boolean mask of shape ``(H, W)``.
     """
-    h, w = _as_hw(size, "size")
-    target = _check_rate(rate)
-    origin = _check_origin(origin)
+    h, w, target, origin = _common_arguments(size, rate, origin)
     rng = np.random.default_rng(seed)
     offset = rng.random() * math.pi
     cy, cx = (h // 2, w // 2) if origin == "center" else (0, 0)
@@ -214,8 +215,7 @@ def uniform_random(size: int | tuple[int, int], rate: float, seed: int = 0) -> t
     torch.Tensor
         Boolean mask of shape ``(H, W)``.
     """
-    h, w = _as_hw(size, "size")
-    r = _check_rate(rate)
+    h, w, r, _ = _common_arguments(size, rate)
     k = max(1, round(r * h * w))
     rng = np.random.default_rng(seed)
     mask = np.zeros(h * w, dtype=bool)

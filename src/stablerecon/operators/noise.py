@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .base import check_tensor, real_dtype_of
+from .tensors import check_tensor, real_dtype_of
 
 __all__ = ["gaussian_like", "add_gaussian", "poisson", "noise_sigma"]
 

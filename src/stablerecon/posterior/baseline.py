@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..validation import positive_int
 from .inn import register_moments
-from .problems import Problem
+from .problems import Problem, check_rows
 from .training import batches, optimise
 
 __all__ = ["DropoutRegressor"]
@@ -67,8 +68,7 @@ class DropoutRegressor(nn.Module):
                  seed: int = 0) -> None:
         super().__init__()
         for name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("hidden", hidden), ("layers", layers)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"argument '{name}' must be an integer >= 1, got {value!r}")
+            positive_int(value, name)
         if not 0 <= p < 1:
             raise ValueError(f"argument 'p' must be in [0, 1), got {p!r}")
         self.dim_x, self.dim_y, self.p = int(dim_x), int(dim_y), float(p)
@@ -80,12 +80,7 @@ class DropoutRegressor(nn.Module):
         register_moments(self, self.dim_x, self.dim_y)
 
     def _check_y(self, y: object) -> torch.Tensor:
-        if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
-            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"DropoutRegressor: argument 'y' must have shape (N, {self.dim_y}), got {got}")
-        if not torch.isfinite(y).all():
-            raise ValueError("DropoutRegressor: argument 'y' contains NaN or Inf values")
-        return y.to(self.x_mean.dtype)
+        return check_rows(y, self.dim_y, "y", "DropoutRegressor", finite=True).to(self.x_mean.dtype)
 
     def _net(self, ys: torch.Tensor, dropout: bool, generator: torch.Generator | None) -> torch.Tensor:
         """Standardised ``x`` of standardised ``y``; with ``dropout``, fresh masks per row."""
@@ -118,8 +113,7 @@ class DropoutRegressor(nn.Module):
         bound the memory; the same ``seed`` gives the same samples.
         """
         ys = (self._check_y(y) - self.y_mean) / self.y_std
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"DropoutRegressor: argument 'n' must be an integer >= 1, got {n!r}")
+        n = positive_int(n, "n", where="DropoutRegressor")
         if not (np.isfinite(temperature) and temperature >= 0):
             raise ValueError("DropoutRegressor: argument 'temperature' must be finite and >= 0, "
                              f"got {temperature}")

@@ -28,16 +28,8 @@ from scipy import stats
 
 from .mmd import DEFAULT_WIDTHS, mmd
 
-__all__ = [
-    "CalibrationResult",
-    "calibration_curve",
-    "calibration_error",
-    "sbc_ranks",
-    "sbc_test",
-    "posterior_error",
-    "resimulation_error",
-    "map_estimate",
-]
+__all__ = ["CalibrationResult", "calibration_curve", "calibration_error", "sbc_ranks", "sbc_test",
+           "posterior_error", "resimulation_error", "map_estimate"]
 
 LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 

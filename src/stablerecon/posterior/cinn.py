@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .inn import InvertibleNetwork, register_moments
-from .problems import Problem
+from .problems import Problem, check_rows
 from .training import batches, optimise
 
 __all__ = ["ConditionalINN"]
@@ -52,12 +52,7 @@ class ConditionalINN(nn.Module):
         register_moments(self, dim_x, dim_y)
 
     def _check_y(self, y: object) -> torch.Tensor:
-        if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
-            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"ConditionalINN: argument 'y' must have shape (N, {self.dim_y}), got {got}")
-        if not torch.isfinite(y).all():
-            raise ValueError("ConditionalINN: argument 'y' contains NaN or Inf values")
-        return y.to(self.x_mean.dtype)
+        return check_rows(y, self.dim_y, "y", "ConditionalINN", finite=True).to(self.x_mean.dtype)
 
     def _cond(self, y: torch.Tensor) -> torch.Tensor:
         return (self._check_y(y) - self.y_mean) / self.y_std

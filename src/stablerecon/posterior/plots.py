@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from scipy import stats
 
+from ..validation import choice, positive_float, positive_int
 from .problems import GaussianMixture, InverseKinematics
 
 __all__ = ["corner_plot", "scatter_modes", "sbc_histogram", "arm_figure"]
@@ -54,12 +55,6 @@ def _array(value: object, name: str, ndim: int, cols: int | None = None, min_row
     if not np.isfinite(value).all():
         raise ValueError(f"argument '{name}' contains NaN or Inf values")
     return value
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"argument '{name}' must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _alpha(n: int) -> float:
@@ -106,9 +101,8 @@ def corner_plot(samples: torch.Tensor | np.ndarray, truth: torch.Tensor | np.nda
     names = [f"$x_{{{k + 1}}}$" for k in range(d)] if labels is None else list(labels)
     if len(names) != d or not all(isinstance(n, str) for n in names):
         raise ValueError(f"argument 'labels' must be {d} strings, got {labels!r}")
-    bins = _positive_int(bins, "bins")
-    if kind not in ("scatter", "hist"):
-        raise ValueError(f"argument 'kind' must be 'scatter' or 'hist', got {kind!r}")
+    bins = positive_int(bins, "bins")
+    kind = choice(kind, "kind", ("scatter", "hist"))  # type: ignore[assignment]
 
     both = s if ref is None else np.concatenate([s, ref])
     lo, hi = both.min(0), both.max(0)
@@ -219,8 +213,7 @@ def scatter_modes(problem: GaussianMixture,
             raise ValueError(f"argument 'samples_by_label': labels must be integers in [0, {problem.dim_y}), "
                              f"got {label!r}")
     arrays = {int(k): _array(v, f"samples_by_label[{k}]", 2, cols=2) for k, v in groups.items()}
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"argument 'sigma' must be positive, got {sigma!r}")
+    sigma = positive_float(sigma, "sigma")
 
     cmap = matplotlib.colormaps["tab10"]
     fig = Figure(figsize=(4.6, 4.4), layout="constrained")
@@ -275,11 +268,11 @@ def sbc_histogram(ranks: torch.Tensor | np.ndarray, n_samples: int, bins: int = 
     r = _array(r, "ranks", 2)
     if r.shape[1] < 1:
         raise ValueError(f"argument 'ranks' must have shape (N,) or (N, D), got {r.shape}")
-    s = _positive_int(n_samples, "n_samples")
+    s = positive_int(n_samples, "n_samples")
     if not np.array_equal(r, np.round(r)) or r.min() < 0 or r.max() > s:
         raise ValueError(f"argument 'ranks' must hold integers in [0, n_samples={s}], "
                          f"got values in [{r.min():g}, {r.max():g}]")
-    bins = _positive_int(bins, "bins")
+    bins = positive_int(bins, "bins")
     if bins > s + 1:
         raise ValueError(f"argument 'bins' must be <= n_samples + 1 = {s + 1}, got {bins}")
     if not 0 < level < 1:

@@ -21,10 +21,14 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
 import torch
 
-__all__ = ["Problem", "GaussianMixture", "InverseKinematics", "LinearGaussian", "rejection_abc", "LABEL_MAPS"]
+from ..validation import positive_int
+
+__all__ = [
+    "Problem", "GaussianMixture", "InverseKinematics", "LinearGaussian", "rejection_abc", "LABEL_MAPS",
+    "check_rows",
+]
 
 Seed = int | torch.Generator | None
 
@@ -41,9 +45,18 @@ def _gen(seed: Seed) -> torch.Generator:
 
 
 def _count(n: object, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"argument '{name}' must be an integer >= 1, got {n!r}")
-    return int(n)
+    return positive_int(n, name)
+
+
+def check_rows(value: object, dim: int, name: str, owner: str, finite: bool = False) -> torch.Tensor:
+    """``value`` if it is a tensor ``(n, dim)`` (and, with ``finite``, free of NaN and Inf), else
+    a ``ValueError`` naming the argument ``name``, prefixed by ``owner`` (the model or problem)."""
+    if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[1] != dim:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{owner}: argument '{name}' must have shape (n, {dim}), got {got}")
+    if finite and not torch.isfinite(value).all():
+        raise ValueError(f"{owner}: argument '{name}' contains NaN or Inf values")
+    return value
 
 
 class Problem:
@@ -77,18 +90,10 @@ class Problem:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form posterior; use rejection_abc")
 
     def _check_x(self, x: object) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.dim_x:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{self.name}: argument 'x' must have shape (n, {self.dim_x}), got {got}")
-        return x
+        return check_rows(x, self.dim_x, "x", self.name)
 
     def _check_y(self, y: object) -> torch.Tensor:
-        if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[1] != self.dim_y:
-            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"{self.name}: argument 'y' must have shape (n, {self.dim_y}), got {got}")
-        if not torch.isfinite(y).all():
-            raise ValueError(f"{self.name}: argument 'y' contains NaN or Inf values")
-        return y
+        return check_rows(y, self.dim_y, "y", self.name, finite=True)
 
 
 LABEL_MAPS: dict[str, tuple[int, ...]] = {

@@ -19,15 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contracts import Operator
 from ..operators.base import all_finite
+from ..validation import positive_float, positive_int
 
 __all__ = ["PosteriorMean"]
-
-
-def _count(value: object, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"argument '{name}' must be an integer >= {least}, got {value!r}")
-    return value
 
 
 class PosteriorMean(nn.Module):
@@ -83,31 +79,29 @@ class PosteriorMean(nn.Module):
     differentiable = False
     name = "posterior mean"
 
-    def __init__(self, model: Any, n_samples: int = 64, seed: int = 0, op: Any = None,
+    def __init__(self, model: Any, n_samples: int = 64, seed: int = 0, op: Operator | None = None,
                  image_shape: tuple[int, int] | None = None, temperature: float = 1.0) -> None:
         super().__init__()
         if not callable(getattr(model, "sample", None)):
             raise TypeError(f"argument 'model' must be a posterior sampler with sample(y, n, seed), "
                             f"got {type(model).__name__}")
         self.model = model
-        self.n_samples = _count(n_samples, "n_samples", 2)
+        self.n_samples = positive_int(n_samples, "n_samples", minimum=2)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"argument 'seed' must be an int, got {type(seed).__name__}")
         self.seed = seed
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"argument 'temperature' must be a positive number, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = positive_float(temperature, "temperature")
         if op is not None and not hasattr(op, "A"):
             raise TypeError(f"argument 'op' must be a forward operator with A, got {type(op).__name__}")
         self.op = op
         if image_shape is not None:
-            if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2
-                    or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in image_shape)):
+            if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2:
                 raise ValueError(f"argument 'image_shape' must be (H, W) with positive ints, "
                                  f"got {image_shape!r}")
-            image_shape = (int(image_shape[0]), int(image_shape[1]))
+            image_shape = (positive_int(image_shape[0], "image_shape"),
+                           positive_int(image_shape[1], "image_shape"))
         self.image_shape = image_shape
-        self._checked: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+        self._checked: weakref.WeakKeyDictionary[Operator, bool] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ checks
     @property
@@ -120,7 +114,7 @@ class PosteriorMean(nn.Module):
         value = getattr(self.model, "dim_y", None)
         return int(value) if value is not None else None
 
-    def _resolve_op(self, op: Any) -> Any:
+    def _resolve_op(self, op: Operator | None) -> Operator:
         if op is None:
             if self.op is None:
                 raise ValueError("PosteriorMean needs an operator: pass 'op' to the constructor "
@@ -145,7 +139,7 @@ class PosteriorMean(nn.Module):
                                  f"model was trained for ({_describe(self.op)})")
         return op
 
-    def _same_operator(self, op: Any) -> bool:
+    def _same_operator(self, op: Operator) -> bool:
         mine, other = self.op, op
         for attr in ("in_shape", "out_shape"):
             a, b = getattr(mine, attr, None), getattr(other, attr, None)
@@ -162,7 +156,7 @@ class PosteriorMean(nn.Module):
                 return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-6, atol=1e-9))
         return True
 
-    def _image_shape(self, op: Any) -> tuple[int, int]:
+    def _image_shape(self, op: Operator) -> tuple[int, int]:
         in_shape = getattr(op, "in_shape", None)
         if in_shape is not None and len(in_shape) >= 2 and all(s is not None for s in tuple(in_shape)[-2:]):
             shape = (int(in_shape[-2]), int(in_shape[-1]))
@@ -193,7 +187,7 @@ class PosteriorMean(nn.Module):
         return y
 
     # ------------------------------------------------------------------ sampling
-    def _draw(self, y: torch.Tensor, op: Any) -> tuple[torch.Tensor, tuple[int, ...]]:
+    def _draw(self, y: torch.Tensor, op: Operator | None) -> tuple[torch.Tensor, tuple[int, ...]]:
         """Samples ``(B * C, n, H * W)`` in ``y``'s dtype and the image shape ``(B, C, H, W)``."""
         y = self._check_y(y)
         op = self._resolve_op(op)
@@ -215,17 +209,17 @@ class PosteriorMean(nn.Module):
             raise ValueError("PosteriorMean: the model's samples contain NaN or Inf values")
         return samples, (y.shape[0], channels, h, w)
 
-    def forward(self, y: torch.Tensor, op: Any = None) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """The posterior mean ``(B, C, H, W)`` of measurements ``y`` ``(B, C, m)``."""
         samples, shape = self._draw(y, op)
         return samples.mean(dim=1).reshape(shape)
 
-    def std(self, y: torch.Tensor, op: Any = None) -> torch.Tensor:
+    def std(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """The per-pixel posterior standard deviation ``(B, C, H, W)`` of ``y`` ``(B, C, m)``."""
         samples, shape = self._draw(y, op)
         return samples.std(dim=1).reshape(shape)
 
-    def samples(self, y: torch.Tensor, op: Any = None) -> torch.Tensor:
+    def samples(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """The samples ``(B, n_samples, C, H, W)`` behind :meth:`forward` and :meth:`std`."""
         samples, (b, c, h, w) = self._draw(y, op)
         return samples.reshape(b, c, self.n_samples, h, w).transpose(1, 2)
@@ -234,6 +228,6 @@ class PosteriorMean(nn.Module):
         return f"n_samples={self.n_samples}, seed={self.seed}"
 
 
-def _describe(op: Any) -> str:
+def _describe(op: Operator) -> str:
     name = getattr(op, "name", type(op).__name__)
     return f"{name}, in_shape={getattr(op, 'in_shape', '?')}, out_shape={getattr(op, 'out_shape', '?')}"

@@ -10,7 +10,7 @@ from typing import Any
 
 import jinja2
 
-from .. import __version__
+from .._version import __version__
 from ..files import write_text
 from .figures import draw_figures
 

@@ -43,157 +43,28 @@ problems with a sparsity constraint", Comm. Pure Appl. Math. 57(11), 2004 (ISTA)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from ..operators.base import (
-    LinearOperator,
-    check_tensor,
-    complex_dtype_of,
-    real_dtype_of,
-    skip_finite_checks,
-)
+from ..operators.base import LinearOperator, check_tensor, real_dtype_of, skip_finite_checks
 from ..sparsity import soft_threshold
+from ._common import (
+    SolverInfo,
+    check_iterations,
+    check_lam,
+    check_linear_operator,
+    check_x0,
+    data_term,
+    lipschitz,
+    progress_range,
+    relative_change,
+    working_dtypes,
+)
 
 __all__ = ["fista", "lasso_objective", "SolverInfo"]
 
 Weights = Sequence[float] | torch.Tensor | None
-
-
-@dataclass
-class SolverInfo:
-    """Diagnostics of an iterative solve (FISTA, primal-dual TV).
-
-    Attributes
-    ----------
-    iterations:
-        Number of iterations run.
-    objective:
-        Objective value of the iterate (the returned estimate) after each iteration, a float64
-        tensor of shape ``(iterations, B)`` (detached).
-    relative_change:
-        ``||x_{k+1} - x_k|| / max(||x_k||, tiny)`` of the last iteration per batch item,
-        shape ``(B,)`` (detached).
-    converged:
-        Whether the stopping rule ``relative_change < tol`` held for every batch item before
-        ``max_iter`` was reached.
-    """
-
-    iterations: int
-    objective: torch.Tensor
-    relative_change: torch.Tensor
-    converged: bool
-    extras: dict[str, object] = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------
-# validation helpers shared by the solvers of this package
-# ------------------------------------------------------------------------------------------
-
-
-def _check_operator(op: object, name: str, where: str) -> LinearOperator:
-    if not isinstance(op, LinearOperator):
-        raise TypeError(f"{where}: argument '{name}' must be a LinearOperator, got {type(op).__name__}")
-    if len(op.in_shape) != 3:
-        raise ValueError(
-            f"{where}: argument '{name}' must act on images (B, C, H, W), i.e. in_shape of length 3, "
-            f"got in_shape={op.in_shape}"
-        )
-    return op
-
-
-def _check_iterations(max_iter: object, tol: object, where: str) -> tuple[int, float]:
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int):
-        raise TypeError(f"{where}: argument 'max_iter' must be an int, got {max_iter!r}")
-    if max_iter < 1:
-        raise ValueError(f"{where}: argument 'max_iter' must be >= 1, got {max_iter}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)):
-        raise TypeError(f"{where}: argument 'tol' must be a number, got {tol!r}")
-    if math.isnan(tol) or tol < 0:
-        raise ValueError(f"{where}: argument 'tol' must be >= 0, got {tol}")
-    return max_iter, float(tol)
-
-
-def _check_lam(lam: object, batch: int, dtype: torch.dtype, device: torch.device,
-               where: str) -> torch.Tensor:
-    """``lam`` as a real tensor of shape ``()`` or ``(B,)`` (positive, finite)."""
-    if isinstance(lam, bool):
-        raise TypeError(f"{where}: argument 'lam' must be a positive number or a tensor, got {lam!r}")
-    if isinstance(lam, (int, float)):
-        if not math.isfinite(lam) or lam <= 0:
-            raise ValueError(f"{where}: argument 'lam' must be positive and finite, got {lam}")
-        return torch.tensor(float(lam), dtype=dtype, device=device)
-    if not isinstance(lam, torch.Tensor):
-        raise TypeError(
-            f"{where}: argument 'lam' must be a positive number or a tensor, got {type(lam).__name__}"
-        )
-    if lam.is_complex() or not lam.is_floating_point():
-        raise TypeError(f"{where}: argument 'lam' must be a real floating tensor, got {lam.dtype}")
-    if lam.ndim > 1 or (lam.ndim == 1 and lam.shape[0] != batch):
-        raise ValueError(
-            f"{where}: argument 'lam' must be a scalar or have shape (B,) = ({batch},), "
-            f"got {tuple(lam.shape)}"
-        )
-    if not bool(torch.isfinite(lam).all()) or bool((lam <= 0).any()):
-        raise ValueError(f"{where}: argument 'lam' must be positive and finite, got {lam.detach()}")
-    return lam.to(dtype=dtype, device=device)
-
-
-def _working_dtypes(y: torch.Tensor, op: LinearOperator, real: bool,
-                    where: str) -> tuple[torch.dtype, torch.dtype]:
-    """(image dtype, its real dtype) for measurements ``y``."""
-    if not isinstance(real, bool):
-        raise TypeError(f"{where}: argument 'real' must be a bool, got {real!r}")
-    rdtype = real_dtype_of(y.dtype)
-    if real:
-        return rdtype, rdtype
-    if op.in_kind == "real":
-        raise ValueError(
-            f"{where}: argument 'real' must be True for {op.name}, which accepts only real images"
-        )
-    return complex_dtype_of(y.dtype), rdtype
-
-
-def _check_x0(x0: object, shape: torch.Size, dtype: torch.dtype, real: bool,
-              where: str) -> torch.Tensor:
-    x0 = check_tensor(x0, "x0", tuple(shape[1:]), "real" if real else "any", where=where)
-    if x0.shape != shape:
-        raise ValueError(f"{where}: argument 'x0' must have shape {tuple(shape)}, got {tuple(x0.shape)}")
-    return x0.to(dtype=dtype)
-
-
-def _batch_norm(t: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
-
-
-def _relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """``||new - old|| / max(||old||, tiny)`` per batch item (detached, shape ``(B,)``)."""
-    with torch.no_grad():
-        num = _batch_norm(new - old)
-        den = _batch_norm(old)
-        return num / den.clamp_min(torch.finfo(den.dtype).tiny)
-
-
-def _iterations(max_iter: int, progress: bool, desc: str) -> Iterator[int] | tqdm:
-    if not isinstance(progress, bool):
-        raise TypeError(f"{desc}: argument 'progress' must be a bool, got {progress!r}")
-    return tqdm(range(max_iter), desc=desc, disable=not progress, leave=False)
-
-
-def _lipschitz(op: LinearOperator, where: str) -> float:
-    norm = float(op.norm())
-    if not math.isfinite(norm) or norm <= 0:
-        raise ValueError(f"{where}: the operator norm ||A|| of {op.name} must be positive and finite, "
-                         f"got {norm}")
-    return norm**2
-
-
-# ------------------------------------------------------------------------------------------
-# FISTA
-# ------------------------------------------------------------------------------------------
 
 
 def _check_shapes(op: LinearOperator, sparsifier: LinearOperator, where: str) -> None:
@@ -259,12 +130,6 @@ def _l1_term(c: torch.Tensor, lam: torch.Tensor, w: torch.Tensor | None) -> torc
     return lam * mod.reshape(c.shape[0], -1).sum(dim=1)
 
 
-def _data_term(ax: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r = ax - y
-    r = torch.view_as_real(r) if r.is_complex() else r
-    return 0.5 * r.reshape(r.shape[0], -1).square().sum(dim=1)
-
-
 def lasso_objective(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -289,17 +154,17 @@ def lasso_objective(
     Tensor of shape ``(B,)`` in the real dtype of ``x`` (differentiable).
     """
     where = "lasso_objective"
-    op = _check_operator(op, "op", where)
-    sparsifier = _check_operator(sparsifier, "sparsifier", where)
+    op = check_linear_operator(op, "op", where)
+    sparsifier = check_linear_operator(sparsifier, "sparsifier", where)
     _check_shapes(op, sparsifier, where)
     x = check_tensor(x, "x", op.in_shape, "any", where=where)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{where}: arguments 'x' and 'y' have batch sizes {x.shape[0]} and {y.shape[0]}")
     rdtype = real_dtype_of(x.dtype)
-    lam_t = _check_lam(lam, x.shape[0], rdtype, x.device, where)
+    lam_t = check_lam(lam, x.shape[0], rdtype, x.device, where)
     w = _coefficient_weights(weights, sparsifier, rdtype, x.device, where)
-    return _data_term(op.A(x), y) + _l1_term(sparsifier.A(x), lam_t, w)
+    return data_term(op.A(x), y) + _l1_term(sparsifier.A(x), lam_t, w)
 
 
 def fista(
@@ -382,17 +247,17 @@ def fista(
     True
     """
     where = "fista"
-    op = _check_operator(op, "op", where)
-    sparsifier = _check_operator(sparsifier, "sparsifier", where)
+    op = check_linear_operator(op, "op", where)
+    sparsifier = check_linear_operator(sparsifier, "sparsifier", where)
     _check_shapes(op, sparsifier, where)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)
-    max_iter, tol = _check_iterations(max_iter, tol, where)
-    dtype, rdtype = _working_dtypes(y, op, real, where)
+    max_iter, tol = check_iterations(max_iter, tol, where)
+    dtype, rdtype = working_dtypes(y, op, real, where)
     batch, device = y.shape[0], y.device
-    lam_t = _check_lam(lam, batch, rdtype, device, where)
+    lam_t = check_lam(lam, batch, rdtype, device, where)
     w = _coefficient_weights(weights, sparsifier, rdtype, device, where)
-    lip = _lipschitz(op, where)
-    bar = _iterations(max_iter, progress, where)
+    lip = lipschitz(op, where)
+    bar = progress_range(max_iter, progress, where)
 
     with skip_finite_checks():
         aty = op.A_adjoint(y)
@@ -400,7 +265,7 @@ def fista(
         if x0 is None:
             c = sparsifier.A(torch.zeros(shape, dtype=dtype, device=device))
         else:
-            c = sparsifier.A(_check_x0(x0, shape, dtype, real, where))
+            c = sparsifier.A(check_x0(x0, shape, dtype, real, where))
         lam_c = lam_t.reshape(-1, *([1] * (c.ndim - 1))) if lam_t.ndim == 1 else lam_t
         thresh = lam_c / lip if w is None else lam_c * w / lip
 
@@ -418,12 +283,12 @@ def fista(
             c_new = soft_threshold(z - gradient(z) / lip, thresh)
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
             z = c_new + ((t - 1.0) / t_new) * (c_new - c)
-            rel = _relative_change(c_new, c)
+            rel = relative_change(c_new, c)
             c, t, iterations = c_new, t_new, k + 1
             if return_info:
                 with torch.no_grad():
                     x_k = sparsifier.A_adjoint(c)
-                    obj = _data_term(op.A(x_k), y) + _l1_term(c, lam_c.reshape(-1), w)
+                    obj = data_term(op.A(x_k), y) + _l1_term(c, lam_c.reshape(-1), w)
                     history.append(obj.detach().to(torch.float64))
             if progress and k % 10 == 0:
                 bar.set_postfix(rel_change=f"{float(rel.max()):.2e}")
@@ -434,7 +299,5 @@ def fista(
 
     if not return_info:
         return x
-    objective = torch.stack(history) if history else torch.empty(0, batch, dtype=torch.float64)
-    info = SolverInfo(iterations=iterations, objective=objective, relative_change=rel.detach(),
-                      converged=converged)
+    info = SolverInfo.from_history(history, batch, iterations, rel, converged)
     return x, info

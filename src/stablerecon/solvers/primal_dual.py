@@ -36,7 +36,8 @@ import torch
 
 from ..operators.base import LinearOperator, check_tensor, skip_finite_checks
 from ..sparsity import project_l2_ball, soft_threshold
-from .fista import SolverInfo, _check_iterations, _iterations, _relative_change
+from ..validation import boolean, positive_float
+from ._common import SolverInfo, check_iterations, progress_range, relative_change
 
 __all__ = [
     "SqrtLassoProblem",
@@ -47,19 +48,11 @@ __all__ = [
 ]
 
 
-def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"argument '{name}' must be a positive finite number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"argument '{name}' must be > 0, got {value}")
-    return float(value)
-
-
 def step_sizes(op: LinearOperator, tau: float | None, sigma: float | None) -> tuple[float, float]:
     """Validated Chambolle-Pock steps (default ``1 / ||A||`` each); ``tau sigma ||A||^2 <= 1``."""
     norm = op.norm()
-    tau = _check_positive(tau, "tau") if tau is not None else 1.0 / norm
-    sigma = _check_positive(sigma, "sigma") if sigma is not None else 1.0 / norm
+    tau = positive_float(tau, "tau") if tau is not None else 1.0 / norm
+    sigma = positive_float(sigma, "sigma") if sigma is not None else 1.0 / norm
     if tau * sigma * norm**2 > 1.0 + 1e-6:
         raise ValueError(
             f"step sizes must satisfy tau * sigma * ||A||^2 <= 1, got tau={tau:g}, sigma={sigma:g}, "
@@ -106,7 +99,7 @@ class SqrtLassoProblem:
             raise ValueError(f"argument 'real' must be True for {op.name}, which accepts only real images")
         self.op = op
         self.sparsifier = sparsifier
-        self.lam = _check_positive(lam, "lam")
+        self.lam = positive_float(lam, "lam")
         self.real = bool(real)
         n = int(sparsifier.out_shape[-1])
         if weights is None:
@@ -282,9 +275,8 @@ def primal_dual(
     where = "primal_dual"
     problem = SqrtLassoProblem(op, sparsifier, lam, weights, real)
     y = problem.check_measurements(y)
-    max_iter, tol = _check_iterations(max_iter, tol, where)
-    if not isinstance(ergodic, bool):
-        raise TypeError(f"argument 'ergodic' must be a bool, got {type(ergodic).__name__}")
+    max_iter, tol = check_iterations(max_iter, tol, where)
+    ergodic = boolean(ergodic, "ergodic", where=where)
     tau, sigma = step_sizes(op, tau, sigma)
     c = problem.initial_coefficients(y, x0)
     z = torch.zeros_like(y)
@@ -294,11 +286,11 @@ def primal_dual(
     rel = torch.full((batch,), math.inf, dtype=rdt, device=y.device)
     converged, iterations = False, 0
     total = torch.zeros_like(c)
-    bar = _iterations(max_iter, progress, where)
+    bar = progress_range(max_iter, progress, where)
     with skip_finite_checks():
         for k in bar:
             c_new, z, _ = cp_steps(problem, y, c, z, 1, tau, sigma)
-            rel = _relative_change(c_new, c)
+            rel = relative_change(c_new, c)
             c, iterations = c_new, k + 1
             total = total + c
             estimate = total / iterations if ergodic else c
@@ -315,7 +307,6 @@ def primal_dual(
         x = problem.image(total / iterations if ergodic else c)
     if not return_info:
         return x
-    objective = torch.stack(history) if history else torch.empty(0, batch, dtype=torch.float64)
-    info = SolverInfo(iterations=iterations, objective=objective, relative_change=rel.detach(),
-                      converged=converged, extras={"tau": tau, "sigma": sigma, "dual": z.detach()})
+    info = SolverInfo.from_history(history, batch, iterations, rel, converged,
+                                   extras={"tau": tau, "sigma": sigma, "dual": z.detach()})
     return x, info

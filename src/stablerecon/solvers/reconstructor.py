@@ -16,11 +16,12 @@ from torch import nn
 
 from ..operators.base import LinearOperator
 from ..sparsity import Wavelet
+from ..validation import boolean, choice, positive_float, positive_int
 from .fista import fista
 from .primal_dual import primal_dual
 from .tv import primal_dual_tv
 
-__all__ = ["SparseReconstructor", "default_sparsifier"]
+__all__ = ["SparseReconstructor", "default_sparsifier", "optional_linear_operator"]
 
 _DEFAULTS: dict[str, dict[str, float | int]] = {
     "fista": {"lam": 0.02, "max_iter": 300},
@@ -29,6 +30,15 @@ _DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 _WAVELETS: dict[tuple[int, int], Wavelet] = {}
+
+
+def optional_linear_operator(value: object, name: str) -> LinearOperator | None:
+    """``value`` if it is ``None`` or a :class:`~stablerecon.operators.LinearOperator` (the
+    optional default operator or sparsifier of a reconstruction method), else a ``TypeError``
+    naming the argument ``name``."""
+    if value is not None and not isinstance(value, LinearOperator):
+        raise TypeError(f"argument '{name}' must be a LinearOperator or None, got {type(value).__name__}")
+    return value
 
 
 def default_sparsifier(op: LinearOperator) -> Wavelet:
@@ -118,38 +128,18 @@ class SparseReconstructor(nn.Module):
         progress: bool = False,
     ) -> None:
         super().__init__()
-        if method not in _DEFAULTS:
-            raise ValueError(f"argument 'method' must be one of {self.METHODS}, got {method!r}")
-        if op is not None and not isinstance(op, LinearOperator):
-            raise TypeError(f"argument 'op' must be a LinearOperator or None, got {type(op).__name__}")
-        if sparsifier is not None and not isinstance(sparsifier, LinearOperator):
-            raise TypeError(
-                f"argument 'sparsifier' must be a LinearOperator or None, got {type(sparsifier).__name__}"
-            )
+        self.method = choice(method, "method", self.METHODS)
+        self.op = optional_linear_operator(op, "op")
+        self.sparsifier = optional_linear_operator(sparsifier, "sparsifier")
         defaults = _DEFAULTS[method]
-        lam = defaults["lam"] if lam is None else lam
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam <= 0:
-            raise ValueError(f"argument 'lam' must be a positive finite number, got {lam!r}")
-        max_iter = int(defaults["max_iter"]) if max_iter is None else max_iter
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"argument 'max_iter' must be an int >= 1, got {max_iter!r}")
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise ValueError(f"argument 'tol' must be a number >= 0, got {tol!r}")
-        for name, flag in (("ergodic", ergodic), ("absolute", absolute), ("real", real),
-                           ("progress", progress)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"argument '{name}' must be a bool, got {type(flag).__name__}")
-        self.method = method
-        self.op = op
-        self.lam = float(lam)
-        self.sparsifier = sparsifier
+        self.lam = positive_float(defaults["lam"] if lam is None else lam, "lam")
         self.weights = weights
-        self.max_iter = max_iter
-        self.tol = float(tol)
-        self.ergodic = ergodic
-        self.absolute = absolute
-        self.real = real
-        self.progress = progress
+        self.max_iter = positive_int(int(defaults["max_iter"]) if max_iter is None else max_iter, "max_iter")
+        self.tol = positive_float(tol, "tol", allow_zero=True)
+        self.ergodic = boolean(ergodic, "ergodic")
+        self.absolute = boolean(absolute, "absolute")
+        self.real = boolean(real, "real")
+        self.progress = boolean(progress, "progress")
 
     @property
     def name(self) -> str:

@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..operators.base import LinearOperator, skip_finite_checks
+from ..validation import positive_float, positive_int
 from .primal_dual import SqrtLassoProblem, cp_steps, step_sizes
 
 __all__ = ["restarted_primal_dual", "level_weights", "level_sparsities"]
@@ -129,12 +130,9 @@ def restarted_primal_dual(
     """
     problem = SqrtLassoProblem(op, sparsifier, lam, weights, real)
     y = problem.check_measurements(y)
-    for name, value in (("restarts", restarts), ("inner", inner)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"argument '{name}' must be an int >= 1, got {value!r}")
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) \
-            or delta < 0:
-        raise ValueError(f"argument 'delta' must be a finite number >= 0, got {delta!r}")
+    restarts = positive_int(restarts, "restarts")
+    inner = positive_int(inner, "inner")
+    delta = positive_float(delta, "delta", allow_zero=True)
     norm = op.norm()
     tau, sigma = step_sizes(op, tau, sigma)
     c = problem.initial_coefficients(y, x0)

@@ -51,25 +51,16 @@ import torch
 
 from ..operators.base import LinearOperator, check_tensor, real_dtype_of, skip_finite_checks
 from ..sparsity import FiniteDifference
-from .fista import (
-    SolverInfo,
-    _check_iterations,
-    _check_lam,
-    _check_operator,
-    _check_x0,
-    _data_term,
-    _iterations,
-    _relative_change,
-    _working_dtypes,
-)
+from ..validation import boolean
+from . import _common as common
+from ._common import SolverInfo
 
 __all__ = ["primal_dual_tv", "tv_objective", "total_variation", "SolverInfo"]
 
 
 def _check_flags(isotropic: object, ergodic: object, where: str) -> None:
     for name, value in (("isotropic", isotropic), ("ergodic", ergodic)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{where}: argument '{name}' must be a bool, got {value!r}")
+        boolean(value, name, where=where)
 
 
 def _finite_difference(op: LinearOperator, boundary: str, where: str) -> FiniteDifference:
@@ -134,15 +125,15 @@ def tv_objective(
     complex). Differentiable.
     """
     where = "tv_objective"
-    op = _check_operator(op, "op", where)
+    op = common.check_linear_operator(op, "op", where)
     x = check_tensor(x, "x", op.in_shape, "any", where=where)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{where}: arguments 'x' and 'y' have batch sizes {x.shape[0]} and {y.shape[0]}")
     _check_flags(isotropic, False, where)
-    lam_t = _check_lam(lam, x.shape[0], real_dtype_of(x.dtype), x.device, where)
+    lam_t = common.check_lam(lam, x.shape[0], real_dtype_of(x.dtype), x.device, where)
     d = _finite_difference(op, boundary, where)
-    return _data_term(op.A(x), y) + lam_t * _tv_of_gradient(d.A(x), isotropic)
+    return common.data_term(op.A(x), y) + lam_t * _tv_of_gradient(d.A(x), isotropic)
 
 
 def _step_sizes(tau: object, sigma: object, k2: float, where: str) -> tuple[float, float]:
@@ -221,7 +212,7 @@ def primal_dual_tv(
     real:
         Constrain the image to be real (``prox_G`` = real part); ``False`` for complex images.
     return_info:
-        Also return a :class:`~stablerecon.solvers.fista.SolverInfo` (objective of the returned
+        Also return a :class:`~stablerecon.solvers.SolverInfo` (objective of the returned
         estimate per iteration, which costs one extra ``A`` and ``D`` per iteration).
     progress:
         Show a tqdm progress bar.
@@ -248,27 +239,27 @@ def primal_dual_tv(
     True
     """
     where = "primal_dual_tv"
-    op = _check_operator(op, "op", where)
+    op = common.check_linear_operator(op, "op", where)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)
-    max_iter, tol = _check_iterations(max_iter, tol, where)
-    dtype, rdtype = _working_dtypes(y, op, real, where)
+    max_iter, tol = common.check_iterations(max_iter, tol, where)
+    dtype, rdtype = common.working_dtypes(y, op, real, where)
     _check_flags(isotropic, ergodic, where)
     batch, device = y.shape[0], y.device
-    lam_t = _check_lam(lam, batch, rdtype, device, where)
+    lam_t = common.check_lam(lam, batch, rdtype, device, where)
     diff = _finite_difference(op, boundary, where)
     norm_a = float(op.norm())
     if not math.isfinite(norm_a):
         raise ValueError(f"{where}: the operator norm ||A|| of {op.name} is not finite ({norm_a})")
     k2 = norm_a**2 + float(diff.norm()) ** 2
     tau, sigma = _step_sizes(tau, sigma, k2, where)
-    bar = _iterations(max_iter, progress, where)
+    bar = common.progress_range(max_iter, progress, where)
 
     with skip_finite_checks():
         shape = op.A_adjoint(y).shape
         if x0 is None:
             x = torch.zeros(shape, dtype=dtype, device=device)
         else:
-            x = _check_x0(x0, shape, dtype, real, where)
+            x = common.check_x0(x0, shape, dtype, real, where)
         ax = op.A(x)
         p = torch.zeros(ax.shape, dtype=torch.promote_types(ax.dtype, y.dtype), device=device)
         q = torch.zeros_like(diff.A(x))
@@ -287,14 +278,14 @@ def primal_dual_tv(
                 g = g.real
             x_new = x - tau * (g.to(dtype) + diff.A_adjoint(q))
             x_bar = 2.0 * x_new - x
-            rel = _relative_change(x_new, x)
+            rel = common.relative_change(x_new, x)
             x, iterations = x_new, k + 1
             if total is not None:
                 total = total + x
             if return_info:
                 with torch.no_grad():
                     est = total / iterations if total is not None else x
-                    obj = _data_term(op.A(est), y) + lam_b * _tv_of_gradient(diff.A(est), isotropic)
+                    obj = common.data_term(op.A(est), y) + lam_b * _tv_of_gradient(diff.A(est), isotropic)
                     history.append(obj.to(torch.float64))
             if progress and k % 10 == 0:
                 bar.set_postfix(rel_change=f"{float(rel.max()):.2e}")
@@ -305,9 +296,7 @@ def primal_dual_tv(
 
     if not return_info:
         return out
-    objective = torch.stack(history) if history else torch.empty(0, batch, dtype=torch.float64)
-    info = SolverInfo(iterations=iterations, objective=objective, relative_change=rel.detach(),
-                      converged=converged,
-                      extras={"tau": tau, "sigma": sigma, "norm_K_squared_bound": k2,
-                              "dual_data": p.detach(), "dual_tv": q.detach()})
+    info = SolverInfo.from_history(history, batch, iterations, rel, converged,
+                                   extras={"tau": tau, "sigma": sigma, "norm_K_squared_bound": k2,
+                                           "dual_data": p.detach(), "dual_tv": q.detach()})
     return out, info

@@ -6,6 +6,14 @@
 - :func:`soft_threshold`: prox of ``t ||.||_1`` (real and complex, per-coefficient weights);
 - :func:`group_soft_threshold`: prox of a mixed l2-l1 norm, e.g. isotropic TV on ``D x``;
 - :func:`project_l2_ball`: Euclidean projection onto ``{||x - c||_2 <= r}`` per batch item.
+
+Modules: :mod:`~stablerecon.sparsity.wavelet`, :mod:`~stablerecon.sparsity.finite_difference`
+(transforms, subclasses of :class:`stablerecon.operators.LinearOperator`) and
+:mod:`~stablerecon.sparsity.prox` (proximal maps and projections).
+
+Imports: besides :mod:`stablerecon.operators` (the operator base class and tensor checks), this
+package may import nothing of stablerecon but :mod:`stablerecon.contracts`,
+:mod:`stablerecon.validation` and :mod:`stablerecon.files`.
 """
 
 from __future__ import annotations

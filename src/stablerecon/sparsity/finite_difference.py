@@ -28,7 +28,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from stablerecon.operators.base import LinearOperator, _as_hw
+from ..operators.base import LinearOperator
+from ..operators.tensors import as_hw
 
 __all__ = ["FiniteDifference"]
 
@@ -85,7 +86,7 @@ class FiniteDifference(LinearOperator):
         channels: int | None = None,
         boundary: Boundary = "neumann",
     ) -> None:
-        h, w = _as_hw(size, "size")
+        h, w = as_hw(size, "size")
         if boundary not in ("neumann", "periodic"):
             raise ValueError(
                 f"argument 'boundary' must be 'neumann' or 'periodic', got {boundary!r}"

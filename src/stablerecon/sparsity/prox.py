@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ..operators.base import all_finite, finite_checks_enabled
+from ..operators.tensors import all_finite, finite_checks_enabled
 
 __all__ = ["soft_threshold", "group_soft_threshold", "project_l2_ball"]
 
@@ -223,13 +223,12 @@ def project_l2_ball(
                          f"got shape {tuple(x.shape)}")
     batch = x.shape[0]
     r = _check_nonneg(radius, "radius", where, x)
-    if r.ndim == 0:
-        r = r.expand(batch)
-    elif r.shape != (batch,):
+    if r.shape not in ((), (batch,)):
         raise ValueError(
             f"{where}: argument 'radius' must be a scalar or have shape (B,) = ({batch},), "
             f"got {tuple(r.shape)}"
         )
+    r = r.expand(batch)
     if center is None:
         diff = x
     else:

@@ -37,7 +37,8 @@ import pywt
 import torch
 import torch.nn.functional as F
 
-from stablerecon.operators.base import LinearOperator, _as_hw, check_tensor
+from ..operators.base import LinearOperator
+from ..operators.tensors import as_hw, check_tensor
 
 __all__ = ["Wavelet", "orthogonal_wavelets"]
 
@@ -235,7 +236,7 @@ class Wavelet(LinearOperator):
                 f"{defect:.1e} (> {_ORTHO_TOL:g}), so the transform would not be orthonormal; "
                 f"use haar, dbK, symK or coifK"
             )
-        h, w = _as_hw(size, "size")
+        h, w = as_hw(size, "size")
         if channels is not None and (
             isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0
         ):

@@ -21,31 +21,37 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import __version__
-from ..config import ConfigError, TrainingConfig, validate
-from ..files import write_atomic
+from .._version import __version__
+from ..config_base import ConfigError, validate
+from ..csc import CSCDenoiser
+from ..files import write_atomic, write_json
 from ..nets import ItNet, PostProcessing, UNet
-from ..nets.csc import CSCDenoiser
+from .config import TrainingConfig
 
 __all__ = [
     "CheckpointError",
     "Checkpoint",
     "build_model",
     "save_checkpoint",
+    "write_checkpoint",
     "read_checkpoint",
+    "read_checkpoint_meta",
+    "network_state",
     "load",
     "write_atomic",
     "export",
     "FORMAT",
     "VERSION",
 ]
+
+ConfigT = TypeVar("ConfigT")
 
 FORMAT = "stablerecon-checkpoint"
 VERSION = 1
@@ -102,36 +108,52 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, sd["param_groups"]
 
 
-def save_checkpoint(folder: Path, name: str, model: nn.Module, config: TrainingConfig,
-                    info: dict[str, Any], optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Write checkpoint ``name`` (weights, optional optimiser state, then the JSON) into
-    ``folder``; return the JSON's path. ``info`` (epoch, step, metrics, ...) goes into the JSON."""
+def write_checkpoint(folder: Path, name: str, model: nn.Module, fmt: str, version: int,
+                     described: dict[str, Any], info: dict[str, Any],
+                     optimizer: torch.optim.Optimizer | None = None,
+                     extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write checkpoint ``name`` of any kind into ``folder`` and return its JSON's path.
+
+    First ``name.safetensors`` (:func:`network_state`, metadata ``format = fmt``), then, with
+    ``optimizer``, ``name.optim.safetensors`` (Adam's state, the torch RNG state and
+    ``extra_tensors``), last ``name.json``: ``format``, ``version``, ``stablerecon_version``,
+    ``weights`` and ``weights_sha256``, the fields of ``described`` (what rebuilds the model:
+    architecture, config, ...), ``optimizer`` (the state file's name or ``None``), the fields of
+    ``info`` (epoch, step, metrics, ...) and, with ``optimizer``, ``optimizer_sha256`` and
+    ``optimizer_param_groups``. Every file is written atomically."""
     folder = Path(folder)
     weights = folder / f"{name}.safetensors"
     state = {k: v.cpu() for k, v in network_state(model).items()}
-    write_atomic(weights, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
+    write_atomic(weights, lambda p: save_file(state, str(p), metadata={"format": fmt}))
     meta: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
+        "format": fmt,
+        "version": version,
         "stablerecon_version": __version__,
         "weights": weights.name,
         "weights_sha256": _sha256(weights),
-        "architecture": config.model.model_dump(),
-        "operator": config.operator.model_dump(),
-        "training": config.model_dump(),
+        **described,
         "optimizer": None,
         **info,
     }
     if optimizer is not None:
         tensors, groups = _optimizer_tensors(optimizer)
+        tensors.update(extra_tensors or {})
         opt_path = folder / f"{name}.optim.safetensors"
         write_atomic(opt_path, lambda p: save_file(tensors, str(p)))
-        meta["optimizer"] = opt_path.name
-        meta["optimizer_sha256"] = _sha256(opt_path)
-        meta["optimizer_param_groups"] = groups
+        meta.update(optimizer=opt_path.name, optimizer_sha256=_sha256(opt_path),
+                    optimizer_param_groups=groups)
     path = folder / f"{name}.json"
-    write_atomic(path, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    write_json(path, meta)
     return path
+
+
+def save_checkpoint(folder: Path, name: str, model: nn.Module, config: TrainingConfig,
+                    info: dict[str, Any], optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write checkpoint ``name`` (weights, optional optimiser state, then the JSON) into
+    ``folder``; return the JSON's path. ``info`` (epoch, step, metrics, ...) goes into the JSON."""
+    described = {"architecture": config.model.model_dump(), "operator": config.operator.model_dump(),
+                 "training": config.model_dump()}
+    return write_checkpoint(folder, name, model, FORMAT, VERSION, described, info, optimizer)
 
 
 @dataclass
@@ -183,12 +205,19 @@ class Checkpoint:
         model.load_state_dict(state, strict=False)
         return model
 
-    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Load Adam's state and the torch RNG state saved with this checkpoint."""
+    def optimizer_state(self) -> dict[str, torch.Tensor]:
+        """The tensors of the optimiser-state file (Adam's state ``state.*``, the RNG state
+        ``rng.torch`` and any extra tensors saved with them), after checking the file against
+        the SHA-256 in the JSON."""
         path = self.optimizer_path
         if path is None:
             raise CheckpointError(f"checkpoint {str(self.path)!r} has no optimiser state (not resumable)")
-        tensors = _read_tensors(path, self.meta.get("optimizer_sha256"), "optimiser state")
+        return _read_tensors(path, self.meta.get("optimizer_sha256"), "optimiser state")
+
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Load Adam's state and the torch RNG state saved with this checkpoint."""
+        path = self.optimizer_path
+        tensors = self.optimizer_state()
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             if key.startswith("state."):
@@ -247,16 +276,31 @@ def _read_meta(path: Path, fmt: str, version: int, kind: str, fields: tuple[str,
     return meta
 
 
+def read_checkpoint_meta(path: str | Path, fmt: str, version: int, kind: str, fields: tuple[str, ...],
+                         config_type: type[ConfigT], config_field: str,
+                         config_what: str) -> tuple[Path, dict[str, Any], ConfigT]:
+    """The JSON of a checkpoint of any kind, checked, and the config it records.
+
+    ``path`` is the JSON, its ``.safetensors`` weights file, or a run folder holding
+    ``model.json``. The JSON must have format ``fmt`` (else: "not a ``kind``"), ``version`` and
+    every field of ``fields``; ``meta[config_field]`` is validated as ``config_type`` (errors
+    name ``config_what``, e.g. "training config"). Returns the JSON's path, the JSON and the
+    config; raises :class:`CheckpointError` for anything missing or invalid."""
+    path = _resolve(path)
+    meta = _read_meta(path, fmt, version, kind, fields)
+    try:
+        config = validate(config_type, meta[config_field], source=f"{config_what} in {str(path)!r}")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
+    return path, meta, config
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint's JSON (``path``: the JSON, its weights file, or a run
     folder holding ``model.json``)."""
-    path = _resolve(path)
-    meta = _read_meta(path, FORMAT, VERSION, "stablerecon checkpoint",
-                      ("weights", "architecture", "operator", "training"))
-    try:
-        config = validate(TrainingConfig, meta["training"], source=f"training config in {str(path)!r}")
-    except ConfigError as err:
-        raise CheckpointError(str(err)) from None
+    path, meta, config = read_checkpoint_meta(path, FORMAT, VERSION, "stablerecon checkpoint",
+                                              ("weights", "architecture", "operator", "training"),
+                                              TrainingConfig, "training", "training config")
     if config.model.model_dump() != meta["architecture"] or config.operator.model_dump() != meta["operator"]:
         raise CheckpointError(f"checkpoint {str(path)!r}: 'architecture'/'operator' disagree with "
                               f"the training config it records")

@@ -27,26 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..config import ClassifierConfig, ConfigError, config_of, validate
+from ..config_base import config_of
+from ..csc import SDNet, csc_layers
 from ..data.classification import classification_data
 from ..files import write_atomic, write_json
-from ..nets.csc import SDNet, csc_layers
-from .checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    _optimizer_tensors,
-    _read_meta,
-    _read_tensors,
-    _resolve,
-    _sha256,
-    network_state,
-)
-from .loop import _check_run_dir, _checkpoint_name, _prune, _write_run_config
+from ..validation import positive_int
+from .checkpoint import Checkpoint, CheckpointError, network_state, read_checkpoint_meta, write_checkpoint
+from .config import ClassifierConfig
+from .runs import RunResult, check_run_dir, checkpoint_name, prune, write_run_config
 
 __all__ = ["train_classifier", "ClassifierResult", "load_classifier", "accuracy", "classifier_learning_rate",
            "CLASSIFIER_FORMAT", "CLASSIFIER_RESULTS_SCHEMA"]
@@ -72,8 +63,7 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int = 512) -> float:
     if not isinstance(y, Tensor) or y.shape != (x.shape[0],) or y.is_floating_point() or y.is_complex():
         got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
         raise ValueError(f"argument 'y' must be an integer tensor of shape ({x.shape[0]},), got {got}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"argument 'batch' must be an integer >= 1, got {batch!r}")
+    batch = positive_int(batch, "batch")
     was_training = model.training
     model.eval()
     try:
@@ -96,20 +86,17 @@ def classifier_learning_rate(config: ClassifierConfig, step: int, total: int) ->
 
 
 @dataclass
-class ClassifierResult:
+class ClassifierResult(RunResult):
     """What :func:`train_classifier` produced.
 
-    ``model``: the best-validation weights (eval mode), read back from ``run_dir/model.json``;
-    ``history``: one entry per epoch (``epoch``, ``train_loss``, ``train_accuracy``,
-    ``val_accuracy``, ``lr``, ``seconds``); ``best``: ``epoch``, ``val_accuracy`` and
-    ``checkpoint`` of the best epoch; ``test_accuracy``: of ``model`` on the test part;
-    ``seconds``: training time (over all resumptions).
+    ``model``: the best-validation weights (an :class:`~stablerecon.csc.SDNet` in eval mode),
+    read back from ``run_dir/model.json``; ``history``: one entry per epoch (``epoch``,
+    ``train_loss``, ``train_accuracy``, ``val_accuracy``, ``lr``, ``seconds``); ``best``:
+    ``epoch``, ``val_accuracy`` and ``checkpoint`` of the best epoch; ``val_accuracy`` of the
+    best epoch; ``test_accuracy``: of ``model`` on the test part; ``seconds``: training time
+    (over all resumptions).
     """
 
-    model: SDNet
-    run_dir: Path
-    history: list[dict[str, Any]]
-    best: dict[str, Any]
     val_accuracy: float
     test_accuracy: float
     seconds: float
@@ -163,43 +150,20 @@ def _check_finite(model: nn.Module, where: str) -> None:
 
 def _save(folder: Path, name: str, model: nn.Module, cfg: ClassifierConfig, arch: dict[str, Any],
           info: dict[str, Any], optimizer: torch.optim.Optimizer | None) -> Path:
-    """Write checkpoint ``name``: weights, then optimiser state, then the JSON; return its path."""
-    weights = folder / f"{name}.safetensors"
-    state = {k: v.cpu() for k, v in network_state(model).items()}
-    write_atomic(weights, lambda p: save_file(state, str(p), metadata={"format": CLASSIFIER_FORMAT}))
-    meta: dict[str, Any] = {
-        "format": CLASSIFIER_FORMAT,
-        "version": CLASSIFIER_VERSION,
-        "stablerecon_version": __version__,
-        "weights": weights.name,
-        "weights_sha256": _sha256(weights),
-        "architecture": arch,
-        "config": cfg.model_dump(),
-        "optimizer": None,
-        **info,
-    }
-    if optimizer is not None:
-        tensors, groups = _optimizer_tensors(optimizer)
-        tensors.update(_power_vectors(model))
-        opt_path = folder / f"{name}.optim.safetensors"
-        write_atomic(opt_path, lambda p: save_file(tensors, str(p)))
-        meta.update(optimizer=opt_path.name, optimizer_sha256=_sha256(opt_path),
-                    optimizer_param_groups=groups)
-    path = folder / f"{name}.json"
-    write_json(path, meta)
-    return path
+    """Write checkpoint ``name``: weights, then optimiser state (with the CSC layers' power
+    vectors), then the JSON; return its path."""
+    described = {"architecture": arch, "config": cfg.model_dump()}
+    return write_checkpoint(folder, name, model, CLASSIFIER_FORMAT, CLASSIFIER_VERSION, described, info,
+                            optimizer, _power_vectors(model))
 
 
 def _read(path: str | Path) -> Checkpoint:
     """Read and validate a classifier checkpoint's JSON (the JSON, its weights file, or a run
     folder holding ``model.json``)."""
-    path = _resolve(path)
-    meta = _read_meta(path, CLASSIFIER_FORMAT, CLASSIFIER_VERSION, "stablerecon classifier checkpoint",
-                      ("weights", "weights_sha256", "architecture", "config"))
-    try:
-        cfg = validate(ClassifierConfig, meta["config"], source=f"classifier config in {str(path)!r}")
-    except ConfigError as err:
-        raise CheckpointError(str(err)) from None
+    path, meta, cfg = read_checkpoint_meta(path, CLASSIFIER_FORMAT, CLASSIFIER_VERSION,
+                                           "stablerecon classifier checkpoint",
+                                           ("weights", "weights_sha256", "architecture", "config"),
+                                           ClassifierConfig, "config", "classifier config")
     arch = meta["architecture"]
     model_keys = ("width", "csc", "lam", "steps", "kernel_size")
     expected_keys = {"kind", "in_channels", "num_classes", *model_keys}
@@ -225,7 +189,7 @@ def load_classifier(path: str | Path) -> SDNet:
     """Rebuild a trained classifier from ``model.json`` + ``model.safetensors`` (or any
     classifier checkpoint JSON, its weights file, or a finished run folder).
 
-    Returns the :class:`~stablerecon.nets.csc.SDNet` in eval mode: images ``(B, C, H, W)`` in
+    Returns the :class:`~stablerecon.csc.SDNet` in eval mode: images ``(B, C, H, W)`` in
     ``[0, 1]`` to logits ``(B, num_classes)``.
 
     Raises
@@ -282,9 +246,9 @@ def train_classifier(config: ClassifierConfig | dict | str | Path, run_dir: str 
         raise TypeError(f"argument 'run_dir' must be a str or Path, got {type(run_dir).__name__}")
     run = Path(run_dir)
     ckdir = run / "checkpoints"
-    latest = _check_run_dir(run, cfg, resume)
+    latest = check_run_dir(run, cfg, resume)
     data = classification_data(cfg.dataset, seed=cfg.seed, size=cfg.image_size)  # before any output
-    _write_run_config(run, cfg)
+    write_run_config(run, cfg)
 
     arch = _architecture(cfg, data.image_shape[0], data.num_classes)
     model = _build(arch, cfg.seed)
@@ -306,8 +270,7 @@ def train_classifier(config: ClassifierConfig | dict | str | Path, run_dir: str 
             raise CheckpointError(f"checkpoint {str(latest)!r} was written by a different config")
         ck.load_into(model)
         ck.restore_optimizer(optimizer)
-        saved = _read_tensors(ck.optimizer_path, ck.meta.get("optimizer_sha256"), "optimiser state")
-        _restart_power(model, saved)
+        _restart_power(model, ck.optimizer_state())
         epoch, seconds = ck.meta["epoch"], ck.meta["seconds"]
         history, best = ck.meta["history"], ck.meta["best"]
 
@@ -355,7 +318,7 @@ def train_classifier(config: ClassifierConfig | dict | str | Path, run_dir: str 
             last_val = accuracy(model, data.x_val, data.y_val)
             epoch += 1
             seconds += time.perf_counter() - started
-            name = _checkpoint_name(epoch * steps_per_epoch)
+            name = checkpoint_name(epoch * steps_per_epoch)
             history.append({"epoch": epoch, "train_loss": loss_sum / n_train,
                             "train_accuracy": correct / n_train, "val_accuracy": last_val, "lr": lr,
                             "seconds": seconds})
@@ -364,7 +327,7 @@ def train_classifier(config: ClassifierConfig | dict | str | Path, run_dir: str 
             _save(ckdir, name, model, cfg, arch, {"epoch": epoch, "global_step": epoch * steps_per_epoch,
                                                   "seconds": seconds, "history": history, "best": best,
                                                   "val_accuracy": last_val}, optimizer)
-            _prune(ckdir, _KEEP, {best["checkpoint"]})
+            prune(ckdir, _KEEP, {best["checkpoint"]})
             write_results(None)
     finally:
         bar.close()

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from ..config import DataConfig
+from .config import DataConfig
 from ..data import ellipses, image, insert_detail
 from ..operators import noise as noise_models
 from ..operators.base import LinearOperator

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, TrainingConfig, config_of, validate
+from ..config_base import config_of
 from ..metrics import psnr, ssim
 from .checkpoint import CheckpointError, build_model, export, read_checkpoint, save_checkpoint, write_atomic
+from .config import TrainingConfig
 from .data import TrainingData
+from .runs import RunResult, check_run_dir, checkpoint_name, prune, write_run_config
 
 __all__ = ["train", "TrainResult", "learning_rate", "evaluate", "RESULTS_SCHEMA"]
 
@@ -54,69 +55,15 @@ def evaluate(method: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 
 @dataclass
-class TrainResult:
-    """What a training run produced: the best method, its metrics and where the files are."""
+class TrainResult(RunResult):
+    """What a training run produced: the best method (``model``), where the files are
+    (``run_dir``), the history and best epoch (:class:`~stablerecon.training.runs.RunResult`),
+    whether it ``completed`` or ``stopped_early``, and the training ``seconds``."""
 
-    model: nn.Module
-    run_dir: Path
-    history: list[dict[str, Any]]
-    best: dict[str, Any]
     completed: bool
     stopped_early: bool
     seconds: float
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def _checkpoint_name(global_step: int) -> str:
-    return f"step-{global_step:08d}"
-
-
-def _latest_checkpoint(folder: Path) -> Path | None:
-    candidates = sorted(folder.glob("step-*.json"))
-    return candidates[-1] if candidates else None
-
-
-def _check_run_dir(run: Path, cfg: Any, resume: bool) -> Path | None:
-    """The newest checkpoint in ``run/checkpoints`` (``None``: none), after refusing a folder
-    that holds checkpoints when ``resume`` is false, or one whose ``config.yaml`` records a
-    different config than ``cfg`` (a pydantic model; an unreadable file counts as different).
-    Writes nothing."""
-    ckdir, cfg_path = run / "checkpoints", run / "config.yaml"
-    latest = _latest_checkpoint(ckdir) if ckdir.is_dir() else None
-    if latest is not None and not resume:
-        raise ValueError(f"run_dir {str(run)!r} already holds checkpoints; pass resume=True to continue "
-                         f"or choose another folder")
-    if cfg_path.is_file():
-        try:
-            previous = validate(type(cfg), yaml.safe_load(cfg_path.read_text()))
-        except (ConfigError, yaml.YAMLError):
-            previous = None
-        if previous != cfg:
-            raise ValueError(f"run_dir {str(run)!r} holds a run with a different config ({cfg_path}); "
-                             f"choose another folder")
-    return latest
-
-
-def _write_run_config(run: Path, cfg: Any) -> None:
-    """Create ``run`` and write ``cfg`` to ``run/config.yaml`` (atomically)."""
-    run.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(cfg.model_dump(), sort_keys=False)
-    write_atomic(run / "config.yaml", lambda p: p.write_text(text))
-
-
-def _prune(folder: Path, keep: int, protect: set[str]) -> None:
-    names = sorted(p.name.removesuffix(".json") for p in folder.glob("step-*.json"))
-    for name in names[:-keep] if keep else names:
-        if name in protect:
-            continue
-        (folder / f"{name}.json").unlink(missing_ok=True)
-        for suffix in (".safetensors", ".optim.safetensors"):
-            (folder / f"{name}{suffix}").unlink(missing_ok=True)
-    # files of checkpoints whose JSON never got written (killed while saving)
-    for orphan in folder.glob("step-*.safetensors"):
-        stem = orphan.name.removesuffix(".safetensors").removesuffix(".optim")
-        if not (folder / f"{stem}.json").exists():
-            orphan.unlink(missing_ok=True)
 
 
 def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, resume: bool = True,
@@ -154,8 +101,8 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
     cfg = config_of(config, TrainingConfig)
     run = Path(run_dir)
     ckdir = run / "checkpoints"
-    latest = _check_run_dir(run, cfg, resume)
-    _write_run_config(run, cfg)
+    latest = check_run_dir(run, cfg, resume)
+    write_run_config(run, cfg)
 
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
@@ -228,14 +175,14 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
                 bar.set_postfix(loss=f"{losses[-1]:.2e}", psnr=f"{batch_psnr:.1f}", val=f"{last_val:.2f}")
                 if (t.checkpoint_every and step_in_epoch % t.checkpoint_every == 0
                         and step_in_epoch < t.steps_per_epoch):
-                    save_checkpoint(ckdir, _checkpoint_name(g + 1), model, cfg, info(), optimizer)
-                    _prune(ckdir, t.keep, {best["checkpoint"] or ""})
+                    save_checkpoint(ckdir, checkpoint_name(g + 1), model, cfg, info(), optimizer)
+                    prune(ckdir, t.keep, {best["checkpoint"] or ""})
             metrics = evaluate(model, x_val, y_val, batch_size=t.batch_size)
             last_val = metrics["psnr"]
             epoch, step_in_epoch = epoch + 1, 0
             seconds += time.perf_counter() - started
             epoch_loss, losses = sum(losses) / max(1, len(losses)), []
-            name = _checkpoint_name(epoch * t.steps_per_epoch)
+            name = checkpoint_name(epoch * t.steps_per_epoch)
             history.append({"epoch": epoch, "train_loss": epoch_loss, "lr": lr,
                             "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "seconds": seconds})
             if best["val_psnr"] is None or metrics["psnr"] > best["val_psnr"] + t.min_delta:
@@ -246,7 +193,7 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
                 since_best += 1
             stopped_early = t.patience is not None and since_best >= t.patience
             save_checkpoint(ckdir, name, model, cfg, info(metrics=metrics), optimizer)
-            _prune(ckdir, t.keep, {best["checkpoint"]})
+            prune(ckdir, t.keep, {best["checkpoint"]})
             write_results(completed=False, stopped_early=stopped_early)
     finally:
         bar.close()

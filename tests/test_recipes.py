@@ -7,7 +7,7 @@ import torch
 
 import stablerecon as sr
 from stablerecon.config import AuditConfig, ConfigError, MethodSpec, validate
-from stablerecon.methods import build_images, build_method
+from stablerecon.recipes import build_images, build_method
 from stablerecon.runner import demo_config, operator_folder
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stablerecon.nets.csc import SDNet
-from stablerecon.nets.csc_robust import (
+from stablerecon.csc import SDNet
+from stablerecon.csc.robust import (
     ResidualLamFit,
+    RobustnessStudy,
     adaptive_predict,
     lam_of,
     lam_sweep,
@@ -40,13 +42,14 @@ def test_fit_recovers_a_log_linear_law_and_clips() -> None:
     assert fit.r2 == pytest.approx(1.0, abs=1e-9)
     assert float(fit(torch.tensor([1e-9]))) == pytest.approx(float(lam.min()))
     assert float(fit(torch.tensor([10.0]))) == pytest.approx(float(lam.max()))
-    # R^2 of a noisy law against its definition 1 - SS_res / SS_tot
-    noisy = lam + torch.tensor([0.01, -0.02, 0.015, -0.01, 0.005], dtype=lam.dtype)
+    # a noisy law against numpy's least-squares line in log r and R^2 = 1 - SS_res / SS_tot
+    noisy = (lam + torch.tensor([0.01, -0.02, 0.015, -0.01, 0.005], dtype=lam.dtype)).numpy()
     fit = ResidualLamFit.fit(r.tolist(), noisy.tolist())
-    pred = fit.a + fit.b * r.double().log()
-    ss_res = float((noisy.double() - pred).pow(2).sum())
-    ss_tot = float((noisy.double() - noisy.double().mean()).pow(2).sum())
-    assert fit.r2 == pytest.approx(1 - ss_res / ss_tot, abs=1e-9)
+    b_ref, a_ref = np.polyfit(np.log(r.numpy()), noisy, 1)
+    pred = a_ref + b_ref * np.log(r.numpy())
+    r2_ref = 1 - ((noisy - pred) ** 2).sum() / ((noisy - noisy.mean()) ** 2).sum()
+    assert [fit.a, fit.b, fit.r2] == pytest.approx([a_ref, b_ref, r2_ref], abs=1e-9)
+    assert (fit.lo, fit.hi) == (noisy.min(), noisy.max())
     with pytest.raises(ValueError, match="residual"):
         ResidualLamFit.fit([0.1], [0.2])
     with pytest.raises(ValueError, match="residual"):
@@ -185,13 +188,53 @@ def test_study_bookkeeping_against_its_own_sweeps() -> None:
         assert abs(row["adaptive"] - row["adaptive_by"]["noise/pooled"]) <= 1 / 20 + 1e-9
     assert study.oracle_gain() == pytest.approx(sum(r["best_accuracy"] - r["sdnet"] for r in study.rows[1:]))
     for stat in ("noise", "energy"):
-        pairs = [(r["residual_val"][stat], r["best_lam_val"]) for r in study.rows]
-        if len({p[0] for p in pairs}) > 1:
-            want = ResidualLamFit.fit([p[0] for p in pairs], [p[1] for p in pairs])
-            got = study.fits[stat]["pooled"]
-            fields = ("a", "b", "r2", "lo", "hi")
-            assert [getattr(got, f) for f in fields] == pytest.approx([getattr(want, f) for f in fields])
+        # every fit against numpy's least squares on the recorded (statistic, best lam) pairs: the
+        # pooled one on all sets, the one of a corruption on its sets and the clean one
+        for kind in ("pooled", "gaussian", "impulse"):
+            rows = [r for r in study.rows if kind == "pooled" or r["corruption"] in (kind, "clean")]
+            u = np.log([r["residual_val"][stat] for r in rows])
+            best = np.array([r["best_lam_val"] for r in rows])
+            (a, b), *_ = np.linalg.lstsq(np.stack([np.ones_like(u), u], 1), best, rcond=None)
+            ss_res, ss_tot = ((best - a - b * u) ** 2).sum(), ((best - best.mean()) ** 2).sum()
+            r2 = 1 - ss_res / ss_tot if np.ptp(best) else 1.0
+            got = study.fits[stat][kind]
+            assert [got.a, got.b, got.r2, got.lo, got.hi] == pytest.approx([a, b, r2, best.min(), best.max()],
+                                                                           abs=1e-9), (stat, kind)
     with pytest.raises(ValueError, match="fit_by"):
         robustness_study(net, None, x[:20], y[:20], x[20:], y[20:], lams, fit_by="type")
     with pytest.raises(ValueError, match="statistic"):
         robustness_study(net, None, x[:20], y[:20], x[20:], y[20:], lams, statistic="mse")
+
+
+def test_study_summaries_on_a_hand_written_study() -> None:
+    """The summaries of a study whose rows are written out here, against sums done by hand; the
+    clean row (severity 0) counts in none of them."""
+    pooled = ResidualLamFit(a=0.5, b=0.1, lo=0.1, hi=0.4, r2=0.9)
+    gaussian = ResidualLamFit(a=0.3, b=0.05, lo=0.1, hi=0.3, r2=0.95)
+    rows = [
+        {"corruption": "clean", "severity": 0, "sdnet": 0.90, "best_accuracy": 0.95, "adaptive": 0.91,
+         "adaptive_by": {"noise/pooled": 0.91, "noise/corruption": 0.80}},
+        {"corruption": "gaussian", "severity": 1, "sdnet": 0.60, "best_accuracy": 0.80, "adaptive": 0.75,
+         "adaptive_by": {"noise/pooled": 0.75, "noise/corruption": 0.70}},
+        {"corruption": "gaussian", "severity": 3, "sdnet": 0.40, "best_accuracy": 0.70, "adaptive": 0.55,
+         "adaptive_by": {"noise/pooled": 0.55, "noise/corruption": 0.65}},
+    ]
+    study = RobustnessStudy(train_lam=0.1, probe_lam=0.1, lams=[0.1, 0.2, 0.4], rows=rows,
+                            fits={"noise": {"pooled": pooled, "gaussian": gaussian}})
+    # oracle (0.80 - 0.60) + (0.70 - 0.40) = 0.50; label-free (0.75 - 0.60) + (0.55 - 0.40) = 0.30
+    assert study.oracle_gain() == pytest.approx(0.50)
+    assert study.adaptive_gain() == pytest.approx(0.30)
+    assert study.recovered() == pytest.approx(0.60)
+    # per-corruption fits: (0.70 - 0.60) + (0.65 - 0.40) = 0.35, 70% of the oracle gain
+    assert study.adaptive_gain("noise", "corruption") == pytest.approx(0.35)
+    assert study.recovered("noise", "corruption") == pytest.approx(0.70)
+    assert study.fit_for("gaussian") is pooled
+    assert study.fit_for("gaussian", fit_by="corruption") is gaussian
+    assert study.fit_for("impulse", fit_by="corruption") is pooled  # no fit of its own
+    doc = study.to_dict()
+    assert doc["oracle_gain"] == pytest.approx(0.50) and doc["adaptive_gain"] == pytest.approx(0.30)
+    assert doc["recovered_by"] == pytest.approx({"noise/pooled": 0.60, "noise/corruption": 0.70})
+    assert doc["fits"]["noise"]["gaussian"] == {"a": 0.3, "b": 0.05, "r2": 0.95, "lo": 0.1, "hi": 0.3}
+    # no oracle gain: no share of it to recover
+    flat = RobustnessStudy(0.1, 0.1, [0.1], rows=[{**rows[1], "best_accuracy": 0.60}])
+    assert math.isnan(flat.recovered())

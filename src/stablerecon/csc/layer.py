@@ -1,4 +1,4 @@
-r"""Convolutional sparse coding (CSC) layers and SDNet.
+r"""The convolutional sparse coding layer :class:`CSCLayer` and :func:`csc_layers`.
 
 A :class:`CSCLayer` replaces a convolution by the sparse code of its input in a learned
 convolutional dictionary ``D`` (Dai, Li, Tang, Yuan, Ma, "Revisiting sparse convolutional
@@ -12,16 +12,9 @@ The code is computed by ``steps`` FISTA iterations (Beck & Teboulle 2009) with t
 ``L = ||D||^2`` from a warm-started power iteration, and autograd differentiates through the
 unrolled iterations. Because ``lam`` is an argument of the optimisation, not a trained weight,
 it can be raised at test time: a larger ``lam`` keeps only the atoms that explain the input
-well, which removes noise (the paper's test-time robustness).
-
-- :class:`CSCLayer`: the layer; ``forward(x, return_residual=True)`` also gives the per-pixel
-  reconstruction residual ``||x - D c||^2 / numel``; :mod:`stablerecon.nets.csc_robust`
-  measures the residual's noise level to choose ``lam`` without labels.
-- :class:`SDNet`: a small ResNet-style classifier whose first convolution (``csc="first"``) or
-  every 3x3 convolution (``"all"``) is a CSC layer; ``csc="none"`` is the plain-convolution
-  baseline with the same shapes.
-- :class:`CSCDenoiser`: ``x -> D c(x)``, a CSC network trained to denoise, usable inside
-  :class:`~stablerecon.nets.PostProcessing` (``residual=False``) as a reconstruction method.
+well, which removes noise (the paper's test-time robustness). ``forward(x, return_residual=True)``
+also gives the per-pixel reconstruction residual ``||x - D c||^2 / numel``;
+:mod:`stablerecon.csc.robust` measures the residual's noise level to choose ``lam`` without labels.
 """
 
 from __future__ import annotations
@@ -32,20 +25,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CSCLayer", "SDNet", "CSCDenoiser", "csc_layers"]
+from ..validation import positive_float, positive_int
+
+__all__ = ["CSCLayer", "csc_layers"]
+
+_WHERE = "CSCLayer"
 
 
-def _positive_int(value: object, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: argument '{name}' must be an integer >= 1, got {value!r}")
+def _odd(value: object, name: str, where: str) -> int:
+    """``value`` as an odd ``int >= 1`` (the size of centred atoms)."""
+    value = positive_int(value, name, where=where)
+    if value % 2 == 0:
+        raise ValueError(f"{where}: argument '{name}' must be odd (centred atoms), got {value}")
     return value
-
-
-def _lam(value: object, owner: str) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    if not ok or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{owner}: argument 'lam' must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 class CSCLayer(nn.Module):
@@ -99,24 +91,18 @@ class CSCLayer(nn.Module):
                  lam: float = 0.1, steps: int = 10, restart: bool = True, power_iterations: int = 1000,
                  power_tol: float = 1e-8, seed: int | None = None) -> None:
         super().__init__()
-        name = "CSCLayer"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.kernel_size = _positive_int(kernel_size, "kernel_size", name)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"CSCLayer: argument 'kernel_size' must be odd (centred atoms), "
-                             f"got {kernel_size}")
-        self.stride = _positive_int(stride, "stride", name)
-        self.padding = kernel_size // 2
-        self.power_iterations = _positive_int(power_iterations, "power_iterations", name)
-        if not power_tol > 0:
-            raise ValueError(f"CSCLayer: argument 'power_tol' must be positive, got {power_tol!r}")
-        self.power_tol = float(power_tol)
+        self.in_channels = positive_int(in_channels, "in_channels", where=_WHERE)
+        self.out_channels = positive_int(out_channels, "out_channels", where=_WHERE)
+        self.kernel_size = _odd(kernel_size, "kernel_size", _WHERE)
+        self.stride = positive_int(stride, "stride", where=_WHERE)
+        self.padding = self.kernel_size // 2
+        self.power_iterations = positive_int(power_iterations, "power_iterations", where=_WHERE)
+        self.power_tol = positive_float(power_tol, "power_tol", where=_WHERE)
         self.restart = bool(restart)
         self.lam = lam
         self.steps = steps
         g = torch.Generator().manual_seed(seed) if seed is not None else None
-        w = torch.randn(out_channels, in_channels, kernel_size, kernel_size, generator=g)
+        w = torch.randn(self.out_channels, self.in_channels, self.kernel_size, self.kernel_size, generator=g)
         self.weight = nn.Parameter(w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1))
         self._power: dict[str, object] = {"key": None, "vector": None, "L": None}
 
@@ -128,7 +114,7 @@ class CSCLayer(nn.Module):
 
     @lam.setter
     def lam(self, value: float) -> None:
-        self._lam = _lam(value, "CSCLayer")
+        self._lam = positive_float(value, "lam", allow_zero=True, where=_WHERE)
 
     @property
     def steps(self) -> int:
@@ -137,7 +123,7 @@ class CSCLayer(nn.Module):
 
     @steps.setter
     def steps(self, value: int) -> None:
-        self._steps = _positive_int(value, "steps", "CSCLayer")
+        self._steps = positive_int(value, "steps", where=_WHERE)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -281,144 +267,3 @@ class CSCLayer(nn.Module):
 def csc_layers(model: nn.Module) -> list[CSCLayer]:
     """The :class:`CSCLayer` modules of ``model``, in order of registration."""
     return [m for m in model.modules() if isinstance(m, CSCLayer)]
-
-
-class _Block(nn.Module):
-    """ResNet basic block ``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``."""
-
-    def __init__(self, cin: int, cout: int, stride: int, conv) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = conv(cin, cout, stride), nn.BatchNorm2d(cout)
-        self.conv2, self.bn2 = conv(cout, cout, 1), nn.BatchNorm2d(cout)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class SDNet(nn.Module):
-    """A small ResNet-style classifier with CSC layers (SDNet; Dai et al., NeurIPS 2022).
-
-    ``stem (kernel_size) -> BN -> ReLU -> block(width) -> block(2 width, stride 2) -> global average
-    pool -> linear``. With ``csc="first"`` the stem is a :class:`CSCLayer` (``lam``, ``steps``),
-    with ``"all"`` every 3x3 convolution is one (the 1x1 shortcut projection stays a
-    convolution), with ``"none"`` all are plain convolutions: the baseline with the same shapes.
-
-    Parameters
-    ----------
-    in_channels, num_classes:
-        Image channels and classes.
-    width:
-        Channels of the stem and the first block (the second has ``2 width``).
-    csc:
-        ``"first"``, ``"all"`` or ``"none"``.
-    lam, steps:
-        Sparsity weight and FISTA steps of the CSC layers.
-    kernel_size:
-        Odd size of the stem's kernels (atoms); larger atoms make a less redundant dictionary,
-        whose residual then measures the noise it cannot explain.
-    seed:
-        Seeds the initial weights.
-
-    ``forward(x)`` takes images ``(B, in_channels, H, W)`` and returns logits ``(B, num_classes)``;
-    ``forward(x, return_residual=True)`` also returns the first CSC layer's per-pixel residual ``(B,)``.
-    Inputs are first standardised, ``(x - input_mean) / input_std`` (buffers, set from the
-    training images by :func:`~stablerecon.training.train_classifier`), as in SDNet, so that
-    ``lam`` is in units of the data's standard deviation.
-    """
-
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, csc: str = "first",
-                 lam: float = 0.1, steps: int = 5, kernel_size: int = 3, seed: int = 0) -> None:
-        super().__init__()
-        if csc not in ("first", "all", "none"):
-            raise ValueError(f"SDNet: argument 'csc' must be 'first', 'all' or 'none', got {csc!r}")
-        _positive_int(in_channels, "in_channels", "SDNet")
-        _positive_int(num_classes, "num_classes", "SDNet")
-        _positive_int(width, "width", "SDNet")
-        self.csc, self.in_channels, self.num_classes = csc, in_channels, num_classes
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-
-            def conv(cin: int, cout: int, stride: int, use_csc: bool, k: int = 3) -> nn.Module:
-                if use_csc:
-                    return CSCLayer(cin, cout, k, stride, lam=lam, steps=steps)
-                return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
-
-            _positive_int(kernel_size, "kernel_size", "SDNet")
-            if kernel_size % 2 == 0:
-                raise ValueError(f"SDNet: argument 'kernel_size' must be odd, got {kernel_size}")
-            every = csc == "all"
-            self.stem = conv(in_channels, width, 1, csc != "none", kernel_size)
-            self.bn = nn.BatchNorm2d(width)
-            self.block1 = _Block(width, width, 1, lambda a, b, s: conv(a, b, s, every))
-            self.block2 = _Block(width, 2 * width, 2, lambda a, b, s: conv(a, b, s, every))
-            self.fc = nn.Linear(2 * width, num_classes)
-        self.register_buffer("input_mean", torch.zeros(()))
-        self.register_buffer("input_std", torch.ones(()))
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """``(x - input_mean) / input_std``, the input the stem sees."""
-        return (x - self.input_mean) / self.input_std
-
-    @property
-    def first_csc(self) -> CSCLayer:
-        """The first CSC layer (the one whose ``lam`` the test-time tuning turns)."""
-        if not isinstance(self.stem, CSCLayer):
-            raise ValueError("SDNet: this network has no CSC layer (csc='none')")
-        return self.stem
-
-    def forward(self, x: torch.Tensor, return_residual: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"SDNet: argument 'x' must have shape (B, {self.in_channels}, H, W), got {got}")
-        residual = None
-        x = self.normalise(x)
-        if isinstance(self.stem, CSCLayer):
-            h, residual = self.stem(x, return_residual=True)
-        else:
-            if return_residual:
-                raise ValueError("SDNet: return_residual needs a CSC layer (csc='none' has none)")
-            h = self.stem(x)
-        h = self.block2(self.block1(F.relu(self.bn(h))))
-        logits = self.fc(h.mean(dim=(2, 3)))
-        return (logits, residual) if return_residual else logits
-
-
-class CSCDenoiser(nn.Module):
-    """A CSC network trained to denoise: ``x_hat = D c(x)``, the reconstruction of the input
-    from its sparse code in a learned dictionary (:class:`CSCLayer`).
-
-    ``in_channels = out_channels = channels``, so that it fits
-    :class:`~stablerecon.nets.PostProcessing` with ``residual=False`` (``x_hat = D c(A_dagger y)``),
-    a differentiable reconstruction method the stability audit can test. ``lam`` can be changed
-    after training (``denoiser.layer.lam``) to denoise more or less.
-
-    Parameters
-    ----------
-    channels:
-        Image channels.
-    atoms, kernel_size:
-        Number and (odd) size of the dictionary's atoms.
-    lam, steps:
-        Sparsity weight and FISTA iterations.
-    seed:
-        Seeds the initial atoms.
-    """
-
-    def __init__(self, channels: int = 1, atoms: int = 32, kernel_size: int = 7, lam: float = 0.05,
-                 steps: int = 20, seed: int = 0) -> None:
-        super().__init__()
-        self.in_channels = self.out_channels = _positive_int(channels, "channels", "CSCDenoiser")
-        self.layer = CSCLayer(channels, atoms, kernel_size, 1, lam=lam, steps=steps, seed=seed)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Denoised ``(B, C, H, W)`` of ``x`` ``(B, C, H, W)``."""
-        # the image mean is removed before coding (sparse codes of the detail) and added back
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        c = self.layer(x - mean)
-        return self.layer.synthesis(c, (x.shape[-2], x.shape[-1])) + mean

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import stablerecon as sr
-from stablerecon.nets.csc import CSCDenoiser, CSCLayer, SDNet, csc_layers
+from stablerecon.csc import CSCDenoiser, CSCLayer, SDNet, csc_layers
 
 
 def _explicit_synthesis(layer: CSCLayer, height: int, width: int) -> torch.Tensor:

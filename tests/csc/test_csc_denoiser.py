@@ -15,8 +15,8 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import stablerecon as sr
 from stablerecon.config import ConfigError, CSCModelConfig, TrainingConfig, validate
+from stablerecon.csc import CSCDenoiser
 from stablerecon.nets import PostProcessing, UNet, channels_to_complex
-from stablerecon.nets.csc import CSCDenoiser
 from stablerecon.operators import SubsampledFourier, masks
 from stablerecon.training import (
     TrainingData,

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from stablerecon.config import ClassifierConfig, load_yaml
+from stablerecon.csc.robust import RobustnessStudy, robustness_study
 from stablerecon.data.classification import classification_data
-from stablerecon.nets.csc_robust import RobustnessStudy, robustness_study
 from stablerecon.training.classify import accuracy, load_classifier, train_classifier
 
 pytestmark = pytest.mark.slow

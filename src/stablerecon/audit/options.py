@@ -1,0 +1,93 @@
+"""The settings of the stability audit (:class:`AuditOptions`), validated before any work.
+
+These are the ``options:`` of an audit config (:class:`stablerecon.config.AuditConfig`) and the
+``options`` argument of :func:`stablerecon.audit.run`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ..config_base import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    NonzeroFloat,
+    PositiveFloat,
+    PositiveInt,
+    Rate,
+    StrictModel,
+)
+
+__all__ = ["AuditOptions", "KernelTestConfig", "DetailTestConfig"]
+
+
+class KernelTestConfig(StrictModel):
+    """The kernel test's detail: a solid disc of ``diameter`` pixels and ``contrast`` at
+    ``position`` (default: the image centre), split into its kernel part ``z0`` (exact
+    hallucination identity) and a near-kernel ``z`` with ``||A z|| / ||z|| = ratio`` (the
+    troublesome-kernel bound)."""
+
+    diameter: Annotated[int, Field(ge=1, strict=True)] = 9
+    contrast: NonzeroFloat = 1.0
+    position: tuple[int, int] | None = None
+    ratio: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)] = 0.1
+
+
+class DetailTestConfig(StrictModel):
+    """The detail test: a ``blob`` (soft disc of diameter ``size``) or ``text`` of ``contrast``
+    (default 30/255) at ``position`` (default: the image centre), measured with relative
+    ``noise``."""
+
+    kind: Literal["blob", "text"] = "blob"
+    contrast: NonzeroFloat = 30 / 255
+    size: Annotated[int, Field(ge=1, strict=True)] | None = None
+    text: str = "OK"
+    position: tuple[int, int] | None = None
+    noise: NonNegativeFloat = 0.0
+
+
+class AuditOptions(StrictModel):
+    """Settings of the stability audit (:func:`stablerecon.audit.run`).
+
+    ``budgets``: relative perturbation budgets ``||e|| <= r ||y||``; ``report_budget`` (one of
+    them) is the budget of the accuracy-stability scatter, the gallery and the "not rare" check.
+    ``noise``: relative noise of the noisy-accuracy test and the sampling sweep. ``steps``,
+    ``restarts``, ``step_size``, ``directions``: effort of the worst-case search (gradient
+    steps, random starts, step length in units of the budget radius, random directions per
+    step of the gradient-free search); ``reference``: ``output`` (change of the output) or
+    ``truth`` (error against the ground truth). ``draws``: random perturbations per budget.
+    ``not_rare_scale`` / ``not_rare_draws``: noise of norm ``scale * ||e||`` added to the worst
+    perturbation. ``rates``: sampling rates of the sweep. ``seed``: every random draw (the
+    same for every method, so methods see the same noise and starts). ``tradeoff``: method
+    names in order of increasing regularisation (e.g. training jitter 0, low, high); the report
+    states whether clean PSNR falls and the worst-case change falls along it, as the
+    accuracy-stability theory predicts.
+    """
+
+    budgets: list[PositiveFloat] = Field(default_factory=lambda: [0.005, 0.01, 0.02, 0.05], min_length=1)
+    report_budget: PositiveFloat = 0.02
+    noise: NonNegativeFloat = 0.01
+    steps: PositiveInt = 40
+    restarts: PositiveInt = 2
+    step_size: PositiveFloat = 1.0
+    directions: PositiveInt = 8
+    reference: Literal["output", "truth"] = "output"
+    draws: PositiveInt = 10
+    not_rare_scale: NonNegativeFloat = 0.5
+    not_rare_draws: PositiveInt = 5
+    kernel: KernelTestConfig = KernelTestConfig()
+    detail: DetailTestConfig = DetailTestConfig()
+    rates: list[Rate] = Field(
+        default_factory=lambda: [0.125, 0.25, 0.4, 0.55], min_length=1)
+    seed: NonNegativeInt = 0
+    tradeoff: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _report_budget_is_a_budget(self) -> AuditOptions:
+        if len(self.tradeoff) == 1 or len(set(self.tradeoff)) != len(self.tradeoff):
+            raise ValueError(f"tradeoff must list two or more distinct method names, got {self.tradeoff}")
+        if self.report_budget not in self.budgets:
+            raise ValueError(f"report_budget = {self.report_budget} must be one of budgets = {self.budgets}")
+        return self

@@ -1,0 +1,188 @@
+"""The audit tests: :data:`TESTS`, one entry per test, ``name -> unit``.
+
+A *unit* runs one test for one method on all images of an audit and returns what the run keeps:
+JSON values (lists indexed ``[image]``, ``[budget][image]`` or ``[rate][image]``) and the
+arrays the report draws. Its signature is ``unit(method, ctx) -> (values, arrays)`` with the
+shared :class:`UnitContext` (images, operator, options, the optional rate -> operator builder).
+A unit must depend only on the method, the images, the operator and the options (their seed
+included), so that a resumed audit ends with the same entries as one that ran straight
+through.
+
+Entry metadata: ``needs_sweep`` (the unit needs ``ctx.make_operator``; the suite leaves it out
+otherwise), ``arrays`` (the unit's arrays are needed by the report: a resumed audit whose
+arrays were lost redoes it). Adding a test is one registration::
+
+    @TESTS.register("my_test", summary="what it measures")
+    def _my_test(method, ctx):
+        x_hat = method(ctx.op.A(ctx.x), ctx.op)
+        return {"norm": batch_norm(x_hat).tolist()}, {}
+
+after which ``tests: [my_test]`` is valid in an audit config, ``stablerecon list`` shows it and
+:func:`stablerecon.audit.run` runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..contracts import Operator, Reconstructor
+from ..data import insert_detail
+from ..operators.nullspace import kernel_split
+from ..registry import Registry
+from .accuracy import accuracy
+from .detail import detail_test, sampling_sweep
+from .kernel import kernel_test
+from .options import AuditOptions
+from .perturbation import batch_norm, not_rare, random_noise, worst_case
+
+__all__ = ["TESTS", "UnitContext", "Unit", "default_tests"]
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What every unit sees: images ``x`` ``(B, C, H, W)``, the operator, the audit options, the
+    ``rate -> operator`` builder of the sampling sweep (or ``None``) and whether to show
+    progress bars."""
+
+    x: Tensor
+    op: Operator
+    options: AuditOptions
+    make_operator: Callable[[float], Operator] | None = None
+    progress: bool = False
+
+
+Unit = Callable[[Reconstructor, UnitContext], tuple[dict[str, Any], dict[str, Tensor]]]
+
+#: The audit tests, in the order the report shows them.
+TESTS: Registry[Unit] = Registry("audit test")
+
+
+def default_tests() -> list[str]:
+    """Every registered test name, in order (the default ``tests`` of an audit config)."""
+    return list(TESTS)
+
+
+def _tolist(t: Tensor) -> Any:
+    return t.detach().to("cpu", torch.float64).tolist()
+
+
+def _real(t: Tensor) -> Tensor:
+    return t.real if t.is_complex() else t
+
+
+def _centre(x: Tensor, position: tuple[int, int] | None) -> tuple[int, int]:
+    return tuple(position) if position is not None else (x.shape[-2] // 2, x.shape[-1] // 2)  # type: ignore[return-value]
+
+
+@TESTS.register("accuracy", summary="PSNR, SSIM and NMSE on clean and noisy measurements", arrays=True)
+def _accuracy(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    opts = ctx.options
+    clean = accuracy(method, ctx.x, ctx.op, seed=opts.seed)
+    noisy = accuracy(method, ctx.x, ctx.op, noise=opts.noise, seed=opts.seed)
+    values: dict[str, Any] = {"noise": opts.noise}
+    for key, res in (("clean", clean), ("noisy", noisy)):
+        values[key] = {"psnr": _tolist(res.psnr), "ssim": _tolist(res.ssim), "nmse": _tolist(res.nmse)}
+    return values, {"reconstruction": clean.output, "noisy_reconstruction": noisy.output}
+
+
+@TESTS.register("worst_case", summary="worst measurement perturbation per budget (gradient or "
+                "gradient-free search), amplification, and whether its damage survives noise", arrays=True)
+def _worst_case(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    x, op, opts = ctx.x, ctx.op, ctx.options
+    with torch.no_grad():
+        y = op.A(x)
+    res = worst_case(method, y, op, opts.budgets, x=x, reference=opts.reference, steps=opts.steps,
+                     restarts=opts.restarts, step_size=opts.step_size, directions=opts.directions,
+                     seed=opts.seed, progress=ctx.progress)
+    k = opts.budgets.index(opts.report_budget)
+    e = res.perturbation[k]
+    kept = not_rare(method, y, op, e, scale=opts.not_rare_scale, draws=opts.not_rare_draws, seed=opts.seed)
+    with torch.no_grad():
+        clean = _real(method(y, op))
+        seen = _real(op.A_adjoint(e))
+    values = {
+        "reference": res.reference,
+        "gradient_free": res.gradient_free,
+        "steps": res.steps,
+        "restarts": res.restarts,
+        "error": _tolist(res.error),
+        "relative_error": _tolist(res.relative_error),
+        "amplification": _tolist(res.amplification),
+        "perturbation_norm": _tolist(torch.stack([batch_norm(p) for p in res.perturbation])),
+        "not_rare": _tolist(kept),
+        "not_rare_scale": opts.not_rare_scale,
+    }
+    arrays = {"clean_output": clean, "perturbed_output": _real(res.output[k]), "perturbation_image": seen}
+    return values, arrays
+
+
+@TESTS.register("random_noise", summary="random measurement perturbations of the same budgets")
+def _random_noise(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    x, op, opts = ctx.x, ctx.op, ctx.options
+    with torch.no_grad():
+        y = op.A(x)
+        ref = batch_norm(_real(method(y, op))).clamp_min(1e-30)
+    res = random_noise(method, y, op, opts.budgets, draws=opts.draws, seed=opts.seed)
+    return {
+        "draws": res.draws,
+        "mean_error": _tolist(res.mean_error),
+        "max_error": _tolist(res.max_error),
+        "relative_mean_error": _tolist(res.mean_error / ref),
+        "mean_amplification": _tolist(res.mean_amplification),
+    }, {}
+
+
+@TESTS.register("kernel", summary="hallucination of a detail in the kernel of A, and the "
+                "troublesome-kernel bound for a near-kernel detail", arrays=True)
+def _kernel(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    x, op, spec = ctx.x, ctx.op, ctx.options.kernel
+    x64 = x.double()
+    x_d, _ = insert_detail(x64, kind="blob", contrast=spec.contrast, position=_centre(x, spec.position),
+                           size=spec.diameter, soft=False)
+    split = kernel_split(x_d - x64, op, ratio=spec.ratio)  # z0 (exact kernel) and z (ratio)
+    other = torch.roll(x, 1, dims=0) if x.shape[0] > 1 else None
+    z0 = split.z0.to(x.dtype)
+    ex = kernel_test(method, x, op, z0, x_other=other)
+    nr = kernel_test(method, x, op, split.z.to(x.dtype))
+    values = {
+        "z0_norm": _tolist(ex.z_norm),
+        "kernel_ratio": _tolist(split.kernel_ratio),
+        "error_x": _tolist(ex.error_x),
+        "error_xz0": _tolist(ex.error_xz),
+        "identity_gap": _tolist(ex.identity_gap),
+        "hallucination": _tolist(ex.hallucination),
+        "detection": _tolist(ex.detection),
+        "transfer": _tolist(ex.transfer) if ex.transfer is not None else None,
+        "ratio": spec.ratio,
+        "z_norm": _tolist(nr.z_norm),
+        "error_xz": _tolist(nr.error_xz),
+        "bound": _tolist(nr.bound),
+    }
+    return values, {"z0": z0}
+
+
+@TESTS.register("detail", summary="fraction of a small inserted detail (blob or text) recovered", arrays=True)
+def _detail(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    x, spec = ctx.x, ctx.options.detail
+    res = detail_test(method, x, ctx.op, kind=spec.kind, contrast=spec.contrast,
+                      position=_centre(x, spec.position), size=spec.size, text=spec.text, noise=spec.noise,
+                      seed=ctx.options.seed)
+    return ({"kind": res.kind, "contrast": res.contrast, "recovered": _tolist(res.recovered)},
+            {"found": res.with_detail - res.without, "mask": res.mask.to(torch.float32)})
+
+
+@TESTS.register("sampling", summary="accuracy at other sampling rates than the method was built for "
+                "(the sampling-rate paradox)", needs_sweep=True)
+def _sampling(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    if ctx.make_operator is None:
+        raise ValueError("test 'sampling' needs argument 'make_operator' (rate -> operator)")
+    opts = ctx.options
+    res = sampling_sweep(method, ctx.x, ctx.make_operator, opts.rates, noise=opts.noise, seed=opts.seed)
+    built = getattr(ctx.op, "rate", None)
+    return ({"rates": res.rates, "built_rate": float(built) if isinstance(built, float) else None,
+             "psnr": _tolist(res.psnr), "ssim": _tolist(res.ssim), "nmse": _tolist(res.nmse)}, {})

@@ -1,0 +1,181 @@
+"""Operators from their config description: the operator-kind registry and :class:`OperatorSpec`.
+
+An operator of a YAML config (training or audit) is ``{kind: NAME, size: N, ...}``; ``kind`` is
+an entry of :data:`OPERATOR_KINDS`, which builds the operator from the validated spec. The
+shipped kinds use the common sampling fields of :class:`OperatorSpec` (``mask``, ``rate``,
+``seed`` for the subsampled transforms, ``angles`` for the Radon transform); a new kind can
+declare fields of its own (``params``) and is then one :meth:`~stablerecon.registry.Registry.register`
+call away from configs and ``stablerecon list``.
+
+Entry metadata: ``complex`` (measurements are complex: networks may take complex input),
+``sweep`` (the kind has a sampling ``rate`` the audit's sampling sweep may vary), ``uses`` (the
+common fields that matter to the kind, for listings and folder names).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import field_validator, model_validator
+
+from ..config_base import NonNegativeInt, OddInt, PositiveFloat, PositiveInt, Rate, StrictModel
+from ..registry import KindSpec, Registry
+from .base import Identity, LinearOperator
+from .blur import Blur, box_kernel, gaussian_kernel
+from .dense import GaussianMatrix
+from .downsample import Downsample
+from .fourier import SubsampledFourier
+from .hadamard import SubsampledWalshHadamard
+from .inpainting import Inpainting
+from .masks import MASKS
+from .radon import Radon
+
+__all__ = ["OPERATOR_KINDS", "OperatorSpec", "build_operator"]
+
+#: The operator kinds of configs: ``name -> build(spec) -> LinearOperator``.
+OPERATOR_KINDS: Registry[Callable[[OperatorSpec], LinearOperator]] = Registry("operator kind")
+
+
+class OperatorSpec(KindSpec):
+    """A forward operator from its description: ``kind`` (see :data:`OPERATOR_KINDS`), image
+    ``size``, and the common sampling fields (``mask`` generator, ``rate``, ``seed``; ``angles``
+    for ``radon``); fields of other kinds are validated by their kind."""
+
+    registry = OPERATOR_KINDS
+
+    kind: str = "fourier"
+    size: PositiveInt = 128
+    mask: str = "variable_density"
+    rate: Rate = 0.25
+    seed: NonNegativeInt = 0
+    angles: PositiveInt = 60
+
+    @field_validator("mask")
+    @classmethod
+    def _known_mask(cls, value: str) -> str:
+        if value not in MASKS:
+            raise ValueError(f"unknown mask {value!r}; choose from {sorted(MASKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_checks(self) -> OperatorSpec:
+        check = OPERATOR_KINDS.entry(self.kind).meta.get("check")
+        if check is not None:
+            check(self)
+        return self
+
+    @property
+    def is_complex(self) -> bool:
+        """Whether the measurements of this kind are complex."""
+        return bool(OPERATOR_KINDS.entry(self.kind).meta.get("complex", False))
+
+    @property
+    def sweepable(self) -> bool:
+        """Whether the sampling ``rate`` of this kind can be swept."""
+        return bool(OPERATOR_KINDS.entry(self.kind).meta.get("sweep", False))
+
+    def label(self) -> str:
+        """Short file-name-safe description, e.g. ``fourier-128-variable_density-0.25``."""
+        uses = OPERATOR_KINDS.entry(self.kind).meta.get("uses", ())
+        parts = [self.kind, str(self.size)]
+        if "mask" in uses:
+            parts.append(self.mask)
+        if "rate" in uses:
+            parts.append(f"{self.rate:g}")
+        if "angles" in uses:
+            parts.append(f"{self.angles}angles")
+        for key, value in self.params.model_dump().items():
+            parts.append(f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}")
+        return "-".join(parts)
+
+    def build(self) -> LinearOperator:
+        """The operator this spec describes."""
+        return build_operator(self)
+
+
+def build_operator(spec: OperatorSpec) -> LinearOperator:
+    """The operator ``spec`` describes (through its kind's builder)."""
+    return OPERATOR_KINDS[spec.kind](spec)
+
+
+def _mask(spec: OperatorSpec, **kwargs: Any) -> Any:
+    generator = MASKS[spec.mask]
+    kwargs = {k: v for k, v in kwargs.items() if k in inspect.signature(generator).parameters}
+    return generator(spec.size, spec.rate, seed=spec.seed, **kwargs)
+
+
+@OPERATOR_KINDS.register("fourier", summary="subsampled 2-D Fourier transform (single-coil MRI), "
+                         "zero-filling as A_dagger", complex=True, sweep=True,
+                         uses=("size", "mask", "rate", "seed"))
+def _fourier(spec: OperatorSpec) -> LinearOperator:
+    return SubsampledFourier(_mask(spec))
+
+
+def _power_of_two(spec: OperatorSpec) -> None:
+    if spec.size & (spec.size - 1):
+        raise ValueError(f"size must be a power of two for kind 'hadamard', got {spec.size}")
+
+
+@OPERATOR_KINDS.register("hadamard", summary="subsampled Walsh-Hadamard transform (sequency "
+                         "ordered; size a power of two)", sweep=True, check=_power_of_two,
+                         uses=("size", "mask", "rate", "seed"))
+def _hadamard(spec: OperatorSpec) -> LinearOperator:
+    return SubsampledWalshHadamard(_mask(spec, origin="corner"))  # low sequencies at the corner
+
+
+@OPERATOR_KINDS.register("radon", summary="parallel-beam Radon transform (CT) at `angles` angles, "
+                         "filtered back-projection as A_dagger", uses=("size", "angles"))
+def _radon(spec: OperatorSpec) -> LinearOperator:
+    return Radon(spec.size, angles=spec.angles)
+
+
+
+@OPERATOR_KINDS.register("gaussian", summary="dense Gaussian matrix (compressed sensing), "
+                         "round(rate * size^2) measurements, seeded", sweep=True,
+                         uses=("size", "rate", "seed"))
+def _gaussian(spec: OperatorSpec) -> LinearOperator:
+    return GaussianMatrix(max(1, round(spec.rate * spec.size**2)), (spec.size, spec.size), seed=spec.seed)
+
+
+class BlurParams(StrictModel):
+    """Fields of ``blur``: a ``gaussian`` kernel of standard deviation ``sigma`` pixels or a
+    ``box`` of ``width`` pixels (odd)."""
+
+    kernel: Literal["gaussian", "box"] = "gaussian"
+    sigma: PositiveFloat = 1.5
+    width: OddInt = 5
+
+
+@OPERATOR_KINDS.register("blur", summary="periodic convolution with a Gaussian or box kernel (deblurring)",
+                         params=BlurParams, uses=("size",))
+def _blur(spec: OperatorSpec) -> LinearOperator:
+    p = spec.params
+    kernel = gaussian_kernel(p.sigma) if p.kernel == "gaussian" else box_kernel(p.width)
+    return Blur(kernel, spec.size)
+
+
+@OPERATOR_KINDS.register("inpainting", summary="keeps the pixels of a sampling mask, e.g. "
+                         "mask: uniform_random (inpainting)",
+                         sweep=True, uses=("size", "mask", "rate", "seed"))
+def _inpainting(spec: OperatorSpec) -> LinearOperator:
+    return Inpainting(_mask(spec))
+
+
+class DownsampleParams(StrictModel):
+    """Fields of ``downsample``: the integer ``factor`` (dividing ``size``) and the ``filter``."""
+
+    factor: PositiveInt = 2
+    filter: Literal["box", "none"] = "box"
+
+
+@OPERATOR_KINDS.register("downsample", summary="box-filtered downsampling by an integer factor "
+                         "(super-resolution)", params=DownsampleParams, uses=("size",))
+def _downsample(spec: OperatorSpec) -> LinearOperator:
+    return Downsample(spec.params.factor, spec.size, filter=spec.params.filter)
+
+
+@OPERATOR_KINDS.register("identity", summary="the identity (denoising)", uses=("size",))
+def _identity(spec: OperatorSpec) -> LinearOperator:
+    return Identity(spec.size)

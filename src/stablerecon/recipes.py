@@ -1,0 +1,151 @@
+"""Methods and images from their config descriptions: the method-kind registry and the builders.
+
+A method of an audit config is ``{name: LABEL, kind: KIND, ...}``; ``kind`` is an entry of
+:data:`METHODS`, whose ``params`` model says which further fields apply and whose builder
+turns the validated fields and the operator into a method ``method(y, op) -> x_hat``. Operators
+come from :data:`stablerecon.operators.kinds.OPERATOR_KINDS` (:func:`build_operator`), audit
+tests from :data:`stablerecon.audit.TESTS`. Config validation
+(:class:`stablerecon.config.MethodSpec`), :func:`build_method` and ``stablerecon list`` all read
+:data:`METHODS`, so a new kind is one registration (see :mod:`stablerecon.registry`).
+
+Images of an audit config are names: shipped images (``camera``), ``shepp_logan`` or
+``ellipses:SEED`` (:func:`build_images`, :func:`check_image_names`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from pydantic import field_validator
+
+from . import data
+from .config_base import PositiveFloat, PositiveInt, StrictModel
+from .contracts import Operator, Reconstructor
+from .nets import DeepImagePrior, FIRENet, ZeroFilled
+from .operators.kinds import OperatorSpec, build_operator
+from .registry import Registry
+from .solvers import SparseReconstructor
+from .training import available_pretrained, load, pretrained
+
+__all__ = ["METHODS", "build_method", "build_operator", "build_images", "check_image_names",
+           "GENERATED_IMAGES", "OperatorSpec"]
+
+#: The method kinds of audit configs: ``name -> build(params, op) -> method``.
+METHODS: Registry[Callable[[Any, Operator], Reconstructor]] = Registry("method kind")
+
+#: Image names generated rather than shipped (``ellipses`` takes ``:SEED``).
+GENERATED_IMAGES = ("shepp_logan", "ellipses")
+
+
+class SolverParams(StrictModel):
+    """Fields of the classical solvers: regularisation weight ``lam`` and iterations
+    ``max_iter`` (``null``: the solver's tuned defaults)."""
+
+    lam: PositiveFloat | None = None
+    max_iter: PositiveInt | None = None
+
+
+class FIRENetParams(StrictModel):
+    """Fields of FIRENET: ``lam``, ``restarts``, ``inner`` (``null``: the defaults)."""
+
+    lam: PositiveFloat | None = None
+    restarts: PositiveInt | None = None
+    inner: PositiveInt | None = None
+
+
+class DIPParams(StrictModel):
+    """Fields of the Deep Image Prior: fitting ``steps`` (``null``: 300)."""
+
+    steps: PositiveInt | None = None
+
+
+class PretrainedParams(StrictModel):
+    """Fields of a shipped trained method: ``weights``, its name."""
+
+    weights: str
+
+    @field_validator("weights")
+    @classmethod
+    def _shipped(cls, value: str) -> str:
+        if value not in available_pretrained():
+            raise ValueError(f"unknown shipped weights {value!r}; choose from {available_pretrained()}")
+        return value
+
+
+class CheckpointParams(StrictModel):
+    """Fields of a trained checkpoint: ``weights``, the path of a checkpoint or run folder."""
+
+    weights: str
+
+    @field_validator("weights")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must be a checkpoint path or run folder")
+        return value
+
+
+def _given(params: StrictModel) -> dict[str, Any]:
+    return {k: v for k, v in params.model_dump().items() if v is not None}
+
+
+METHODS.register("zero_filled", lambda params, op: ZeroFilled(),
+                 summary="A_dagger(y), real part (zero-filling for subsampled unitary operators)")
+for _kind in SparseReconstructor.METHODS:
+    METHODS.register(
+        _kind,
+        lambda params, op, kind=_kind: SparseReconstructor(kind, op, **_given(params)),
+        summary=SparseReconstructor(_kind).name,
+        params=SolverParams,
+    )
+METHODS.register("firenet", lambda params, op: FIRENet(op, **_given(params)),
+                 summary="FIRENET: restarted primal-dual network, provably stable, no training",
+                 params=FIRENetParams)
+METHODS.register("dip", lambda params, op: DeepImagePrior.cheap(**_given(params)),
+                 summary="Deep Image Prior (untrained generator fitted per measurement), audit setting",
+                 params=DIPParams)
+METHODS.register("pretrained", lambda params, op: pretrained(params.weights, op).eval(),
+                 summary="shipped trained network `weights` (see trained methods below)",
+                 params=PretrainedParams)
+METHODS.register("checkpoint", lambda params, op: load(params.weights, op).eval(),
+                 summary="network trained with `stablerecon train`: checkpoint or run folder `weights`",
+                 params=CheckpointParams)
+
+
+def build_method(spec: Any, op: Operator) -> Reconstructor:
+    """The method a :class:`~stablerecon.config.MethodSpec` ``spec`` describes, for operator
+    ``op`` (trained networks in eval mode)."""
+    return METHODS[spec.kind](spec.params, op)
+
+
+def check_image_names(names: Sequence[str]) -> list[str]:
+    """``names`` if each is a shipped image, ``shepp_logan`` or ``ellipses:SEED`` and none is
+    listed twice; a ``ValueError`` naming the first bad one otherwise."""
+    shipped = data.available_images()
+    for item in names:
+        base, _, seed = item.partition(":")
+        if base == "ellipses" and (seed == "" or seed.isdigit()):
+            continue
+        if seed or (base not in GENERATED_IMAGES and base not in shipped):
+            raise ValueError(f"unknown image {item!r}; use a shipped image {shipped}, "
+                             f"'shepp_logan' or 'ellipses:SEED'")
+    if len(set(names)) != len(names):
+        raise ValueError(f"images are listed twice: {list(names)}")
+    return list(names)
+
+
+def build_images(names: Sequence[str], size: int) -> dict[str, torch.Tensor]:
+    """Images ``(1, 1, size, size)`` in ``[0, 1]`` by name: shipped images, ``shepp_logan``,
+    ``ellipses:SEED``."""
+    out: dict[str, torch.Tensor] = {}
+    for name in names:
+        base, _, seed = name.partition(":")
+        if base == "shepp_logan":
+            out[name] = data.shepp_logan(size)
+        elif base == "ellipses":
+            out[name] = data.ellipses(1, size, seed=int(seed or 0))
+        else:
+            out[name] = data.image(base, size=size)
+    return out
