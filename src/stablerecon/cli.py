@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from .audit import AuditResult
+    from .config import AuditConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -72,7 +76,27 @@ def list_components() -> None:
                    f"trained on {ck.config.data.source}")
 
 
-def _print_summary(result: object) -> None:
+def _load_config(path: Path, model: type) -> object:
+    """The config at ``path`` validated as ``model``; exit status 2 with the error otherwise."""
+    from .config import ConfigError, load_yaml
+
+    try:
+        return load_yaml(path, model)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _call(fn: object, errors: tuple[type[BaseException], ...], *args: object, **kwargs: object) -> object:
+    """``fn(*args, **kwargs)``; exit status 1 with the message of any of ``errors``."""
+    try:
+        return fn(*args, **kwargs)  # type: ignore[operator]
+    except errors as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_summary(result: AuditResult) -> None:
     worst = f"worst@{100 * result.options.report_budget:g}%"
     width = max(8, *(len(m) for m in result.methods)) + 2
     typer.echo(f"{'method':<{width}}{'PSNR':>7}{worst:>10}{'amplif.':>9}  verdict")
@@ -83,7 +107,7 @@ def _print_summary(result: object) -> None:
         typer.echo(f"{row['method']:<{width}}{psnr:>7}{worst:>10}{amp:>9}  {row['verdict']}")
 
 
-def _run_audit(cfg: object, out: Path, progress: bool) -> None:
+def _run_audit(cfg: AuditConfig, out: Path, progress: bool) -> None:
     from .runner import run_audit_config
 
     try:
@@ -126,13 +150,9 @@ def audit(
     """Audit the operators x methods x images x tests of CONFIG (validated before any work).
 
     Results are saved as each test finishes; after an interruption the same command resumes."""
-    from .config import AuditConfig, ConfigError, load_yaml
+    from .config import AuditConfig
 
-    try:
-        cfg = load_yaml(config, AuditConfig)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = _load_config(config, AuditConfig)
     _run_audit(cfg, out if out is not None else Path("runs") / cfg.name, progress)
 
 
@@ -192,21 +212,14 @@ def train(
     Writes config.yaml, checkpoints/, results.json and, at the end, model.json +
     model.safetensors (the best validation weights) into the run folder; an interrupted run
     resumes from its newest checkpoint when started again."""
-    from .config import ConfigError, TrainingConfig, load_yaml
+    from .config import TrainingConfig
     from .training import CheckpointError
     from .training import train as run_training
 
-    try:
-        cfg = load_yaml(config, TrainingConfig)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = _load_config(config, TrainingConfig)
     run_dir = out if out is not None else Path("runs") / cfg.name
-    try:
-        result = run_training(cfg, run_dir, resume=resume, progress=progress, device=device)
-    except (CheckpointError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+    result = _call(run_training, (CheckpointError, ValueError), cfg, run_dir, resume=resume,
+                   progress=progress, device=device)
     best = result.best
     typer.echo(f"best validation PSNR {best['val_psnr']:.2f} dB, SSIM {best['val_ssim']:.4f} "
                f"(epoch {best['epoch']} of {len(result.history)}"
@@ -227,21 +240,14 @@ def train_classifier(
     Writes config.yaml, checkpoints/, results.json and, at the end, model.json +
     model.safetensors (the best validation weights) into the run folder and prints the
     validation and test accuracy; an interrupted run resumes when started again."""
-    from .config import ClassifierConfig, ConfigError, load_yaml
+    from .config import ClassifierConfig
     from .training import CheckpointError
     from .training import train_classifier as run_training
 
-    try:
-        cfg = load_yaml(config, ClassifierConfig)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = _load_config(config, ClassifierConfig)
     run_dir = out if out is not None else Path("runs") / cfg.name
-    try:
-        result = run_training(cfg, run_dir, resume=resume, progress=progress)
-    except (CheckpointError, ValueError, ImportError, FloatingPointError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+    result = _call(run_training, (CheckpointError, ValueError, ImportError, FloatingPointError), cfg, run_dir,
+                   resume=resume, progress=progress)
     typer.echo(f"best validation accuracy {100 * result.val_accuracy:.2f}% (epoch {result.best['epoch']} "
                f"of {len(result.history)}), test accuracy {100 * result.test_accuracy:.2f}%, "
                f"{result.seconds:.1f} s")

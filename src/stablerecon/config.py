@@ -41,20 +41,8 @@ from .config_base import (
 from .operators.kinds import OperatorSpec
 from .recipes import METHODS, check_image_names
 from .registry import KindSpec
-from .training.config import (
-    ClassifierConfig,
-    ClassifierModelConfig,
-    ClassifierTrainConfig,
-    CSCModelConfig,
-    DataConfig,
-    ItNetConfig,
-    ModelConfig,
-    PairConfig,
-    PostProcessingConfig,
-    TrainConfig,
-    TrainingConfig,
-    UNetConfig,
-)
+from .training import config as _training_config
+from .training.config import *  # noqa: F403 - re-exported: TrainingConfig, ClassifierConfig, ...
 
 __all__ = [
     "ConfigError",
@@ -64,19 +52,6 @@ __all__ = [
     "PositiveFloat",
     "NonNegativeFloat",
     "OddInt",
-    "OperatorSpec",
-    "UNetConfig",
-    "PostProcessingConfig",
-    "ItNetConfig",
-    "CSCModelConfig",
-    "ModelConfig",
-    "PairConfig",
-    "DataConfig",
-    "TrainConfig",
-    "TrainingConfig",
-    "ClassifierModelConfig",
-    "ClassifierTrainConfig",
-    "ClassifierConfig",
     "AuditOptions",
     "AuditConfig",
     "MethodSpec",
@@ -85,6 +60,7 @@ __all__ = [
     "load_yaml",
     "config_of",
     "validate",
+    *_training_config.__all__,  # TrainingConfig, ClassifierConfig and their parts, OperatorSpec
 ]
 
 

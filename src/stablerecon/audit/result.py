@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..contracts import STABILITY_THRESHOLD, Operator
+from ..contracts import STABILITY_THRESHOLD, Operator, capabilities
 from ..files import write_atomic, write_json
 from .arrays import save_arrays
 from .options import AuditOptions
@@ -190,10 +190,10 @@ def operator_label(op: Operator) -> str:
     """The operator's class, shapes, rate and a hash of its mask: what the fingerprint and the
     report call it."""
     parts = [type(op).__name__]
-    for attr in ("in_shape", "out_shape"):
-        shape = getattr(op, attr, None)
+    caps = capabilities(op)
+    for attr, shape in (("in_shape", caps.in_shape), ("out_shape", caps.out_shape)):
         if shape is not None:
-            parts.append(f"{attr}={tuple(shape)}")
+            parts.append(f"{attr}={shape}")
     rate = getattr(op, "rate", None)
     if isinstance(rate, float):
         parts.append(f"rate={rate:.4f}")

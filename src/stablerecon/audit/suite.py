@@ -24,7 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config_base import ConfigError, validate
-from ..contracts import Operator, Reconstructor, check_operator
+from ..contracts import Operator, Reconstructor, capabilities, check_operator
 from ..files import write_atomic, write_json
 from ..validation import budgets as check_budgets
 from .arrays import load_arrays, save_arrays, slug
@@ -187,7 +187,7 @@ def run(
     unknown = [t for t in options.tradeoff if t not in methods]
     if unknown:
         raise ValueError(f"argument 'options': tradeoff names methods that are not audited: {unknown}")
-    in_shape = getattr(op, "in_shape", None)
+    in_shape = capabilities(op).in_shape
     if in_shape is not None and len(in_shape) >= 2 and tuple(x.shape[-2:]) != tuple(in_shape)[-2:]:
         raise ValueError(
             f"argument 'images' has image shape {tuple(x.shape[1:])} but the operator takes {tuple(in_shape)}"

@@ -28,7 +28,7 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[:, :c], x[:, c:])
 
 
-#: Kept for the modules that still import it from here; use :func:`stablerecon.validation.positive_int`.
+#: Alias of :func:`stablerecon.validation.positive_int` for code that still imports it from here.
 _check_positive_int = positive_int
 
 
@@ -162,7 +162,7 @@ class PostProcessing(nn.Module):
     as many, its real part. If the network returns the image's channels, the output is real
     (the residual is added to the real part), and if it returns twice as many, complex. With
     ``residual=False`` the network's output is the reconstruction itself (e.g. a denoiser such
-    as :class:`~stablerecon.nets.csc.CSCDenoiser`, which already returns an image).
+    as :class:`~stablerecon.csc.CSCDenoiser`, which already returns an image).
 
     Parameters
     ----------

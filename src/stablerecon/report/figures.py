@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,7 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..contracts import STABILITY_THRESHOLD  # noqa: E402
 from ..files import write_atomic  # noqa: E402
+
+if TYPE_CHECKING:  # the report draws audit results; the audit calls the report
+    from ..audit.result import AuditResult
 
 __all__ = [
     "FIGURES",
@@ -43,12 +47,24 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values))
 
 
+def _label(ax: Any, xlabel: str | None, ylabel: str, title: str, *, legend: int | None = None,
+           grid: str = "both") -> None:
+    """Axis labels, title, grid (``"both"`` or ``"y"``) and, with a font size, the legend."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend is not None:
+        ax.legend(fontsize=legend)
+    ax.grid(alpha=0.3, axis=grid)
+
+
 def _colours(n: int) -> list[Any]:
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
 
 
-def gallery(result: Any, image: int) -> Figure | None:
+def gallery(result: AuditResult, image: int) -> Figure | None:
     """Per method (rows): reconstruction, its error, the worst perturbation seen in image space
     (``|A^* e|``), the perturbed reconstruction and the change it causes, for image
     ``image``; the first row shows the ground truth."""
@@ -112,7 +128,7 @@ def gallery(result: Any, image: int) -> Figure | None:
     return fig
 
 
-def error_curves(result: Any) -> Figure | None:
+def error_curves(result: AuditResult) -> Figure | None:
     """Relative output change versus budget: worst case (solid) and random noise of the same
     norm (dashed), mean over images; right: worst-case amplification."""
     methods = [m for m in result.methods if (m, "worst_case") in result.entries]
@@ -128,21 +144,17 @@ def error_curves(result: Any) -> Figure | None:
             ax.plot(budgets, [_mean(v) for v in rn["relative_mean_error"]], "--", color=colour, alpha=0.7)
         ax2.plot(budgets, [max(v) for v in wc["amplification"]], "-o", color=colour, label=m)
     ref = result.options.reference
-    ax.set_xlabel("perturbation budget ||e|| / ||y|| [%]")
-    ax.set_ylabel("||f(y+e) - f(y)|| / ||f(y)||" if ref == "output" else "||f(y+e) - x|| / ||x||")
-    ax.set_title("output change: worst case (solid) vs random (dashed)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax2.axhline(3.0, color="k", lw=0.8, ls=":")
-    ax2.set_xlabel("perturbation budget [%]")
-    ax2.set_ylabel("max amplification ||f(y+e) - f(y)|| / ||e||")
-    ax2.set_title("worst-case amplification (dotted: 3)")
-    ax2.grid(alpha=0.3)
+    _label(ax, "perturbation budget ||e|| / ||y|| [%]",
+           "||f(y+e) - f(y)|| / ||f(y)||" if ref == "output" else "||f(y+e) - x|| / ||x||",
+           "output change: worst case (solid) vs random (dashed)", legend=8)
+    ax2.axhline(STABILITY_THRESHOLD, color="k", lw=0.8, ls=":")
+    _label(ax2, "perturbation budget [%]", "max amplification ||f(y+e) - f(y)|| / ||e||",
+           f"worst-case amplification (dotted: stability threshold {STABILITY_THRESHOLD:g})")
     fig.tight_layout()
     return fig
 
 
-def adversarial_vs_random(result: Any) -> Figure | None:
+def adversarial_vs_random(result: AuditResult) -> Figure | None:
     """Ratio of the worst-case output change to the mean random-noise change, per budget."""
     methods = [
         m
@@ -160,16 +172,13 @@ def adversarial_vs_random(result: Any) -> Figure | None:
         ax.bar(np.arange(len(budgets)) + i * width, ratios, width, color=colour, label=m)
     ax.set_xticks(np.arange(len(budgets)) + 0.4 - width / 2, [f"{100 * b:g}%" for b in budgets])
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_ylabel("worst-case change / random-noise change")
-    ax.set_xlabel("perturbation budget")
-    ax.set_title("how much worse than random noise the worst case is")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
+    _label(ax, "perturbation budget", "worst-case change / random-noise change",
+           "how much worse than random noise the worst case is", legend=8, grid="y")
     fig.tight_layout()
     return fig
 
 
-def accuracy_stability(result: Any) -> Figure | None:
+def accuracy_stability(result: AuditResult) -> Figure | None:
     """The trade-off: clean PSNR against the worst-case relative output change at the report
     budget, one point per method (up and left is better)."""
     rows = [r for r in result.summary() if "psnr" in r and "worst_relative_change" in r]
@@ -185,15 +194,13 @@ def accuracy_stability(result: Any) -> Figure | None:
             xytext=(6, 4),
             fontsize=8,
         )
-    ax.set_xlabel(f"worst-case relative output change at {100 * result.options.report_budget:g}% budget")
-    ax.set_ylabel("clean PSNR [dB]")
-    ax.set_title("accuracy versus stability")
-    ax.grid(alpha=0.3)
+    _label(ax, f"worst-case relative output change at {100 * result.options.report_budget:g}% budget",
+           "clean PSNR [dB]", "accuracy versus stability")
     fig.tight_layout()
     return fig
 
 
-def kernel_and_detail(result: Any) -> Figure | None:
+def kernel_and_detail(result: AuditResult) -> Figure | None:
     """Left: fraction of the inserted detail's contrast each method recovers (per image).
     Right: hallucination (cosine of the error with the kernel detail on the image without it)
     and detection (cosine of the change with the detail), mean over images."""
@@ -212,10 +219,8 @@ def kernel_and_detail(result: Any) -> Figure | None:
         ax.axhline(1.0, color="k", lw=0.8)
         ax.axhline(0.5, color="k", lw=0.8, ls=":")
         c = result.options.detail.contrast * 255
-        ax.set_title(f"detail recovered ({result.options.detail.kind}, contrast {c:.0f}/255)")
-        ax.set_ylabel("fraction of the detail's contrast")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3, axis="y")
+        _label(ax, None, "fraction of the detail's contrast",
+               f"detail recovered ({result.options.detail.kind}, contrast {c:.0f}/255)", legend=7, grid="y")
     if ker:
         hall = [_mean(result.entries[(m, "kernel")]["hallucination"]) for m in ker]
         detect = [_mean(result.entries[(m, "kernel")]["detection"]) for m in ker]
@@ -231,7 +236,7 @@ def kernel_and_detail(result: Any) -> Figure | None:
     return fig
 
 
-def sampling_curves(result: Any) -> Figure | None:
+def sampling_curves(result: AuditResult) -> Figure | None:
     """PSNR (mean over images) against the sampling rate; the dotted line marks the rate of
     the audited operator."""
     methods = [m for m in result.methods if (m, "sampling") in result.entries]
@@ -245,11 +250,8 @@ def sampling_curves(result: Any) -> Figure | None:
         ax.plot(100 * np.asarray(e["rates"]), [_mean(p) for p in e["psnr"]], "-o", color=colour, label=m)
     if built is not None:
         ax.axvline(100 * built, color="k", ls=":", lw=1)
-    ax.set_xlabel("sampling rate [%]")
-    ax.set_ylabel("PSNR [dB]")
-    ax.set_title("accuracy at other sampling rates (more samples, better?)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _label(ax, "sampling rate [%]", "PSNR [dB]", "accuracy at other sampling rates (more samples, better?)",
+           legend=8)
     fig.tight_layout()
     return fig
 
@@ -285,7 +287,7 @@ def _save(fig: Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def draw_figures(result: Any, folder: str | Path) -> list[tuple[str, Path, str]]:
+def draw_figures(result: AuditResult, folder: str | Path) -> list[tuple[str, Path, str]]:
     """Draw every figure the result has data for into ``folder/figures``; returns
     ``(title, path, caption)`` per figure, galleries first."""
     out = Path(folder) / "figures"

@@ -6,13 +6,17 @@ import base64
 import html
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from .._version import __version__
+from ..contracts import STABILITY_THRESHOLD
 from ..files import write_text
 from .figures import draw_figures
+
+if TYPE_CHECKING:  # the report draws audit results; the audit calls the report
+    from ..audit.result import AuditResult
 
 __all__ = ["render_html", "write_report", "findings"]
 
@@ -43,7 +47,7 @@ def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values))
 
 
-def _budget_rows(result: Any) -> list[dict[str, Any]]:
+def _budget_rows(result: AuditResult) -> list[dict[str, Any]]:
     rows = []
     for m in result.methods:
         wc = result.entries.get((m, "worst_case"))
@@ -66,7 +70,7 @@ def _budget_rows(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _kernel_rows(result: Any) -> list[dict[str, Any]]:
+def _kernel_rows(result: AuditResult) -> list[dict[str, Any]]:
     rows = []
     for m in result.methods:
         e = result.entries.get((m, "kernel"))
@@ -84,7 +88,7 @@ def _kernel_rows(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def findings(result: Any) -> list[str]:
+def findings(result: AuditResult) -> list[str]:
     """Plain-sentence findings drawn from the numbers: the most accurate and the most stable
     method, the images on which one method keeps a small detail that another loses, the kernel
     identity, and methods that get worse with more samples."""
@@ -107,7 +111,7 @@ def findings(result: Any) -> list[str]:
         cases = []
         for j, image in enumerate(result.images):
             rec = {m: result.entries[(m, "detail")]["recovered"][j] for m in det}
-            keep = [m for m in det if rec[m] >= 0.8 and (amp.get(m) or 0) <= 3]
+            keep = [m for m in det if rec[m] >= 0.8 and (amp.get(m) or 0) <= STABILITY_THRESHOLD]
             lose = [m for m in det if rec[m] < 0.5]
             if keep and lose:
                 cases.append(
@@ -147,7 +151,7 @@ def _decreasing(values: list[float]) -> bool:
     return all(a > b for a, b in zip(values, values[1:], strict=False))
 
 
-def _tradeoff_findings(result: Any) -> list[str]:
+def _tradeoff_findings(result: AuditResult) -> list[str]:
     chain = list(result.options.tradeoff)
     if not chain or not all((m, "accuracy") in result.entries for m in chain):
         return []
@@ -169,13 +173,13 @@ def _tradeoff_findings(result: Any) -> list[str]:
             + f". The theory's ordering is {verdict}."]
 
 
-def report_budget(result: Any) -> str:
+def report_budget(result: AuditResult) -> str:
     """The report budget as a percentage string, e.g. ``"2%"``."""
     return f"{100 * result.options.report_budget:g}%"
 
 
 def render_html(
-    result: Any,
+    result: AuditResult,
     figures: list[tuple[str, Path, str]],
     title: str = "stablerecon audit",
     notes: list[str] | None = None,
@@ -201,6 +205,7 @@ def render_html(
         title=title,
         version=__version__,
         operator=result.operator,
+        threshold=STABILITY_THRESHOLD,
         images=result.images,
         tests=result.tests,
         options=result.options,
@@ -216,7 +221,7 @@ def render_html(
 
 
 def write_report(
-    result: Any, folder: str | Path, title: str = "stablerecon audit", notes: list[str] | None = None
+    result: AuditResult, folder: str | Path, title: str = "stablerecon audit", notes: list[str] | None = None
 ) -> Path:
     """Draw the figures into ``folder/figures`` and write ``folder/report.html``; returns its
     path."""

@@ -91,7 +91,7 @@ class ItNetConfig(StrictModel):
 
 class CSCModelConfig(StrictModel):
     """:class:`~stablerecon.nets.PostProcessing` (``residual=False``) around a
-    :class:`~stablerecon.nets.csc.CSCDenoiser`: ``x_hat = D c(Re A_dagger(y))``, ``atoms`` atoms
+    :class:`~stablerecon.csc.CSCDenoiser`: ``x_hat = D c(Re A_dagger(y))``, ``atoms`` atoms
     of odd size ``kernel_size``, sparsity weight ``lam`` and ``steps`` FISTA iterations (both
     fixed by the config; only the dictionary is trained). The denoiser sees the real part of
     ``A_dagger(y)``, so ``complex_input`` must stay ``false``."""
@@ -238,7 +238,7 @@ class TrainingConfig(StrictModel):
 
 
 class ClassifierModelConfig(StrictModel):
-    """Architecture of a :class:`~stablerecon.nets.csc.SDNet` classifier: ``csc`` says which
+    """Architecture of a :class:`~stablerecon.csc.SDNet` classifier: ``csc`` says which
     convolutions are CSC layers (``first``: the stem, ``all``: every 3x3 convolution, ``none``:
     the plain-convolution baseline), ``width`` the stem's channels, ``lam`` (>= 0) and
     ``steps`` (>= 1) the sparsity weight and FISTA iterations of the CSC layers, ``kernel_size``
