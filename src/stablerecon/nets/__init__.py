@@ -7,6 +7,13 @@
 - :class:`DeepImagePrior`: an untrained generator (:class:`SkipNet`, :class:`DeepDecoder`,
   :class:`ConvDecoder`) fitted to each measurement, with automatic early stopping
   (:mod:`stablerecon.nets.dip`).
+- :class:`ZeroFilled`: the operator's cheap inverse ``A_dagger(y)`` as a method.
+
+Every network is an ``nn.Module`` callable as ``method(y, op)``
+(:class:`stablerecon.contracts.Reconstructor`). This package may import
+:mod:`stablerecon.contracts`, :mod:`stablerecon.validation`, the operators, sparsity, metrics,
+data and solvers; never training, audit, configs or the CLI (convolutional sparse coding lives
+in :mod:`stablerecon.csc`, posteriors in :mod:`stablerecon.posterior`).
 """
 
 from . import dip
@@ -16,5 +23,5 @@ from .unet import PostProcessing, UNet, channels_to_complex, complex_to_channels
 from .unrolled import ItNet
 from .zero_filled import ZeroFilled
 
-__all__ = ["ZeroFilled", "FIRENet", "UNet", "PostProcessing", "ItNet", "complex_to_channels", "channels_to_complex",
-           "DeepImagePrior", "SkipNet", "DeepDecoder", "ConvDecoder", "dip"]
+__all__ = ["ZeroFilled", "FIRENet", "UNet", "PostProcessing", "ItNet", "complex_to_channels",
+           "channels_to_complex", "DeepImagePrior", "SkipNet", "DeepDecoder", "ConvDecoder", "dip"]

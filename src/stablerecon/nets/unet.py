@@ -28,9 +28,6 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[:, :c], x[:, c:])
 
 
-#: Alias of :func:`stablerecon.validation.positive_int` for code that still imports it from here.
-_check_positive_int = positive_int
-
 
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int, batch_norm: bool) -> None:

@@ -20,10 +20,13 @@ Modules: :mod:`~stablerecon.operators.base` (the :class:`LinearOperator` contrac
 algebra: composition, scaling, adjoint, identity), :mod:`~stablerecon.operators.tensors`
 (tensor checks, dtype helpers, :class:`skip_finite_checks`), one module per forward model,
 :mod:`~stablerecon.operators.masks` (sampling patterns), :mod:`~stablerecon.operators.noise`
-(noise models) and :mod:`~stablerecon.operators.nullspace` (range/null-space split).
+(noise models), :mod:`~stablerecon.operators.nullspace` (range/null-space split) and
+:mod:`~stablerecon.operators.kinds` (the operator kinds of configs, :data:`OPERATOR_KINDS`, and
+:class:`OperatorSpec`).
 
 Imports: this package sits at the bottom of stablerecon; it may import nothing of stablerecon
-but :mod:`stablerecon.contracts`, :mod:`stablerecon.validation` and :mod:`stablerecon.files`.
+but :mod:`stablerecon.contracts`, :mod:`stablerecon.validation`, :mod:`stablerecon.files` and,
+for the operator kinds, :mod:`stablerecon.config_base` and :mod:`stablerecon.registry`.
 """
 
 from . import masks, noise, nullspace

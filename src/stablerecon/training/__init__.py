@@ -6,6 +6,12 @@
 - :class:`TrainingData` generates the batches (phantoms or image patches, noise, jitter);
 - :func:`train_classifier` trains an SDNet classifier (:class:`~stablerecon.config.ClassifierConfig`),
   :func:`load_classifier` reads it back, :func:`accuracy` scores it.
+
+What lives here: the training configs (``config``), batches (``data``), the loop (``loop``), run
+folders (``runs``), checkpoints (``checkpoint``), shipped weights (``pretrained``) and the
+classifier training (``classify``). It may import the networks (:mod:`stablerecon.nets`,
+:mod:`stablerecon.csc`) and everything below them, and :mod:`stablerecon.config_base`; never
+:mod:`stablerecon.audit`, :mod:`stablerecon.recipes`, :mod:`stablerecon.config` or the CLI.
 """
 
 from .checkpoint import (

@@ -13,11 +13,11 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from .config import DataConfig
 from ..data import ellipses, image, insert_detail
 from ..operators import noise as noise_models
 from ..operators.base import LinearOperator
 from ..operators.nullspace import KernelSplit, kernel_split
+from .config import DataConfig
 
 __all__ = ["TrainingData", "measure", "TRAIN_STREAM", "VALIDATION_STREAM", "HELDOUT_STREAM"]
 
