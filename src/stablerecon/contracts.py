@@ -134,7 +134,8 @@ def check_operator(op: object, name: str = "op", where: str | None = None) -> Op
         missing = [m for m in ("A", "A_adjoint") if not callable(getattr(op, m, None))]
         prefix = f"{where}: " if where else ""
         raise TypeError(f"{prefix}argument '{name}' must be a forward operator with methods A and "
-                        f"A_adjoint, got {type(op).__name__} (missing {', '.join(missing)})")
+                        f"A_adjoint (A_dagger and norm optional), got {type(op).__name__} "
+                        f"(missing {', '.join(missing)})")
     return op  # type: ignore[return-value]
 
 

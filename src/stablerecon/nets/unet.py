@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..contracts import Operator
+from ..contracts import Operator, apply_dagger, check_operator
 from ..validation import boolean, positive_int
 from ._operator import resolve_operator
 
@@ -195,16 +195,15 @@ class PostProcessing(nn.Module):
         for attr in ("in_channels", "out_channels"):
             if not isinstance(getattr(net, attr, None), int):
                 raise TypeError(f"PostProcessing: argument 'net' must have an integer '{attr}' attribute")
-        if op is not None and not hasattr(op, "A_dagger"):
-            raise TypeError(f"PostProcessing: argument 'op' must be a forward operator with A_dagger, "
-                            f"got {type(op).__name__}")
+        if op is not None:
+            check_operator(op, where="PostProcessing")
         self.net = net
         self.op = op
 
     def forward(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""
         op = resolve_operator(op, self.op, "PostProcessing")
-        z = op.A_dagger(y)
+        z = apply_dagger(op, y)
         c = z.shape[1]
         inp = net_input(z, self.net.in_channels, "PostProcessing")
         out = self.net(inp)

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ..contracts import Operator
+from ..contracts import Operator, apply_dagger
 from ..validation import positive_float, positive_int
 from ._operator import resolve_operator
 from .unet import channels_to_complex, complex_to_channels
@@ -95,7 +95,7 @@ class ItNet(nn.Module):
     def forward(self, y: torch.Tensor, op: Operator | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y``."""
         op = resolve_operator(op, self.op, "ItNet")
-        x = op.A_dagger(y)
+        x = apply_dagger(op, y)
         c = x.shape[1]
         if self.channels == 2 * c:
             as_net, from_net = complex_to_channels, channels_to_complex

@@ -127,14 +127,8 @@ def variable_density_lines(
     return torch.from_numpy(mask)
 
 
-def variable_density(
-    size: int | tuple[int, int],
-    rate: float,
-    seed: int = 0,
-    center_radius: float = 0.04,
-    decay: float = 3.0,
-    origin: Origin = "center",
-) -> torch.Tensor:
+def variable_density(size: int | tuple[int, int], rate: float, seed: int = 0, center_radius: float = 0.04,
+                     decay: float = 3.0, origin: Origin = "center") -> torch.Tensor:
     """Two-dimensional variable-density random points.
 
     Exactly ``round(rate * H * W)`` points: all those within normalised distance

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..contracts import Operator
+from ..contracts import Operator, capabilities, check_operator
 from ..operators.base import all_finite
 from ..validation import positive_float, positive_int
 
@@ -91,8 +91,8 @@ class PosteriorMean(nn.Module):
             raise TypeError(f"argument 'seed' must be an int, got {type(seed).__name__}")
         self.seed = seed
         self.temperature = positive_float(temperature, "temperature")
-        if op is not None and not hasattr(op, "A"):
-            raise TypeError(f"argument 'op' must be a forward operator with A, got {type(op).__name__}")
+        if op is not None:
+            check_operator(op)
         self.op = op
         if image_shape is not None:
             if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2:
@@ -120,9 +120,7 @@ class PosteriorMean(nn.Module):
                 raise ValueError("PosteriorMean needs an operator: pass 'op' to the constructor "
                                  "or to forward")
             return self.op
-        if not hasattr(op, "A"):
-            raise TypeError(f"PosteriorMean: argument 'op' must be a forward operator with A, "
-                            f"got {type(op).__name__}")
+        check_operator(op, where="PosteriorMean")
         if self.op is not None and op is not self.op:
             try:
                 known = self._checked.get(op)
@@ -157,7 +155,7 @@ class PosteriorMean(nn.Module):
         return True
 
     def _image_shape(self, op: Operator) -> tuple[int, int]:
-        in_shape = getattr(op, "in_shape", None)
+        in_shape = capabilities(op).in_shape
         if in_shape is not None and len(in_shape) >= 2 and all(s is not None for s in tuple(in_shape)[-2:]):
             shape = (int(in_shape[-2]), int(in_shape[-1]))
         elif self.image_shape is not None:
@@ -229,5 +227,6 @@ class PosteriorMean(nn.Module):
 
 
 def _describe(op: Operator) -> str:
+    caps = capabilities(op)
     name = getattr(op, "name", type(op).__name__)
-    return f"{name}, in_shape={getattr(op, 'in_shape', '?')}, out_shape={getattr(op, 'out_shape', '?')}"
+    return f"{name}, in_shape={caps.in_shape or '?'}, out_shape={caps.out_shape or '?'}"
