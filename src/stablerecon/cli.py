@@ -44,11 +44,11 @@ def list_components() -> None:
     from .recipes import GENERATED_IMAGES, METHODS
     from .registry import Registry
 
-    def table(title: str, registry: Registry) -> None:
+    def table(title: str, registry: Registry, fields: bool = True) -> None:
         typer.echo(title)
         for entry in registry.entries():
-            fields = ", ".join(entry.fields) or "-"
-            typer.echo(f"  {entry.name:<14} {entry.summary}  [fields: {fields}]")
+            extra = f"  [fields: {', '.join(entry.fields) or '-'}]" if fields else ""
+            typer.echo(f"  {entry.name:<14} {entry.summary}{extra}")
 
     typer.echo("operators (operators: [{kind: NAME, size: N, ...}]):")
     for entry in OPERATOR_KINDS.entries():
@@ -62,7 +62,7 @@ def list_components() -> None:
         typer.echo(f"  {name}")
     typer.echo(f"  {', '.join(GENERATED_IMAGES)} (generated; ellipses:SEED picks the phantom)")
     table("methods (methods: [{name: LABEL, kind: NAME, ...}]):", METHODS)
-    table("audit tests (stablerecon audit CONFIG.yaml; tests: [...]):", TESTS)
+    table("audit tests (stablerecon audit CONFIG.yaml; tests: [...]):", TESTS, fields=False)
     from .training import available_pretrained, read_checkpoint
     from .training.pretrained import pretrained_path
 

@@ -93,11 +93,16 @@ def _given(params: StrictModel) -> dict[str, Any]:
 
 METHODS.register("zero_filled", lambda params, op: ZeroFilled(),
                  summary="A_dagger(y), real part (zero-filling for subsampled unitary operators)")
+_SOLVERS = {
+    "fista": "l1-wavelet LASSO by FISTA (SparseReconstructor)",
+    "primal_dual": "weighted square-root LASSO by Chambolle-Pock (SparseReconstructor)",
+    "tv": "total-variation regularisation by Chambolle-Pock (SparseReconstructor)",
+}
 for _kind in SparseReconstructor.METHODS:
     METHODS.register(
         _kind,
         lambda params, op, kind=_kind: SparseReconstructor(kind, op, **_given(params)),
-        summary=SparseReconstructor(_kind).name,
+        summary=_SOLVERS.get(_kind, SparseReconstructor(_kind).name),
         params=SolverParams,
     )
 METHODS.register("firenet", lambda params, op: FIRENet(op, **_given(params)),

@@ -13,6 +13,9 @@
   inpainting mask, the imaging problem; :class:`PosteriorMean`
   (:mod:`~stablerecon.posterior.reconstruct`) makes any sampler a reconstruction method.
 - :mod:`~stablerecon.posterior.plots`: corner plots, mode scatter, SBC histograms, arm figures.
+
+It may import :mod:`stablerecon.contracts`, :mod:`stablerecon.validation`, the operators,
+metrics, data and solvers; never nets, training, audit, configs or the CLI.
 """
 
 from . import baseline, calibration, cinn, digits, inn, mmd, plots, problems, reconstruct, training

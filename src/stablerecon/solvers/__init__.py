@@ -6,6 +6,12 @@
 - :func:`restarted_primal_dual`: FIRENET's restarted, rescaled primal-dual scheme;
 - :func:`level_weights`, :func:`level_sparsities`: FIRENET's per-level l1 weights;
 - :class:`SparseReconstructor`: the three solvers as reconstruction methods ``method(y, op)``.
+
+What lives here: one module per solver, FIRENET's restart scheme (``restart``), the method
+wrapper (``reconstructor``) and what the solvers share (``_common``: diagnostics record and
+argument checks). It may import :mod:`stablerecon.contracts`, :mod:`stablerecon.validation`,
+:mod:`stablerecon.operators`, :mod:`stablerecon.sparsity` and :mod:`stablerecon.metrics`;
+nothing that builds on solvers (nets, training, audit, configs).
 """
 
 from .fista import SolverInfo, fista, lasso_objective
