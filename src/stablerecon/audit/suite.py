@@ -149,7 +149,7 @@ def run(
         Relative perturbation budgets (shortcut for ``options.budgets``; the report budget
         becomes 2% if listed, else the middle one).
     options:
-        :class:`~stablerecon.config.AuditOptions` or a mapping of its fields.
+        :class:`~stablerecon.audit.options.AuditOptions` or a mapping of its fields.
     make_operator:
         ``rate -> operator`` for the sampling-rate sweep.
     out:
