@@ -20,7 +20,7 @@ PACKAGE = "stablerecon"
 #: Lowest first; a part may import its own modules and any part of a lower layer, nothing else.
 LAYERS: list[set[str]] = [
     {"contracts", "validation", "files", "config_base", "_version"},
-    {"registry"},
+    {"registry", "targets"},
     {"operators", "metrics"},
     {"sparsity", "data"},
     {"solvers"},

@@ -109,13 +109,15 @@ def format_errors(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def validate(model: type[M], data: Any, source: str = "config") -> M:
+def validate(model: type[M], data: Any, source: str = "config", base_dir: str | Path | None = None) -> M:
     """Validate ``data`` (a mapping) as ``model``; raise :class:`ConfigError` naming every bad
-    field."""
+    field. ``base_dir``: the folder relative paths in the config are taken from (the config
+    file's folder; default the current folder), passed to validators as the context
+    ``{"base_dir": ...}``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"base_dir": Path(base_dir) if base_dir else Path(".")})
     except ValidationError as err:
         raise ConfigError(f"invalid {source}:\n{format_errors(err)}") from None
 
@@ -143,4 +145,4 @@ def load_yaml(path: str | Path, model: type[M]) -> M:
         raise ConfigError(f"config file {str(path)!r} cannot be read as UTF-8 text: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
-    return validate(model, data, source=f"config {str(path)!r}")
+    return validate(model, data, source=f"config {str(path)!r}", base_dir=path.parent)

@@ -15,10 +15,14 @@ Images of an audit config are names: shipped images (``camera``), ``shepp_logan`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from torch import nn
 
 from . import data
 from .config_base import PositiveFloat, PositiveInt, StrictModel
@@ -27,10 +31,11 @@ from .nets import DeepImagePrior, FIRENet, ZeroFilled
 from .operators.kinds import OperatorSpec, build_operator
 from .registry import Registry
 from .solvers import SparseReconstructor
+from .targets import TargetParams, call_factory, resolve_target
 from .training import available_pretrained, load, pretrained
 
 __all__ = ["METHODS", "build_method", "build_operator", "build_images", "check_image_names",
-           "GENERATED_IMAGES", "OperatorSpec"]
+           "GENERATED_IMAGES", "OperatorSpec", "load_weights"]
 
 #: The method kinds of audit configs: ``name -> build(params, op) -> method``.
 METHODS: Registry[Callable[[Any, Operator], Reconstructor]] = Registry("method kind")
@@ -87,6 +92,67 @@ class CheckpointParams(StrictModel):
         return value
 
 
+class PythonMethodParams(TargetParams):
+    """Fields of ``kind: python``: ``target`` names a factory (``"package.module:name"`` or
+    ``"path/to/file.py:name"``, relative to the config file) called with ``args`` (and ``op``,
+    the audit's operator, if it takes an argument of that name); it returns a method
+    ``(y, op) -> x_hat`` or an ``nn.Module``. ``weights``: an optional ``.safetensors`` file
+    loaded into the returned module (strictly: every key and shape must match; nothing is
+    unpickled)."""
+
+    weights: str | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _safetensors(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = Path((info.context or {}).get("base_dir") or ".") / path
+        if path.suffix != ".safetensors":
+            raise ValueError(f"must be a .safetensors file (weights are never unpickled), got {value!r}")
+        if not path.is_file():
+            raise ValueError(f"file {str(path)!r} does not exist")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{str(path)!r} is not a readable safetensors file ({err})") from None
+        return str(path.resolve())
+
+
+def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
+    """Load the ``.safetensors`` file ``path`` into ``module`` strictly (every key and shape must
+    match); a ``ValueError`` naming the file otherwise."""
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"weights {str(path)!r} are not a readable safetensors file ({err})") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        message = " ".join(str(err).split())
+        raise ValueError(f"weights {str(path)!r} do not match the module: {message}") from None
+    return module
+
+
+def _python_method(params: PythonMethodParams, op: Operator) -> Reconstructor:
+    what = f"target {params.target!r}"
+    method = call_factory(resolve_target(params.target), params.args, what, op=op)
+    if params.weights is not None:
+        if not isinstance(method, nn.Module):
+            raise ValueError(f"{what}: 'weights' need an nn.Module, the factory returned a "
+                             f"{type(method).__name__}")
+        load_weights(method, params.weights)
+    if not callable(method):
+        raise ValueError(f"{what}: the factory must return a method (y, op) -> x_hat or an nn.Module, "
+                         f"got a {type(method).__name__}")
+    if isinstance(method, nn.Module):
+        method.eval()
+    return method
+
+
 def _given(params: StrictModel) -> dict[str, Any]:
     return {k: v for k, v in params.model_dump().items() if v is not None}
 
@@ -117,12 +183,19 @@ METHODS.register("pretrained", lambda params, op: pretrained(params.weights, op)
 METHODS.register("checkpoint", lambda params, op: load(params.weights, op).eval(),
                  summary="network trained with `stablerecon train`: checkpoint or run folder `weights`",
                  params=CheckpointParams)
+METHODS.register("python", _python_method, params=PythonMethodParams,
+                 summary="your own method: `target` names a factory (module:name or file.py:name) called "
+                         "with `args` (and `op`); optional `weights` (.safetensors)")
 
 
 def build_method(spec: Any, op: Operator) -> Reconstructor:
     """The method a :class:`~stablerecon.config.MethodSpec` ``spec`` describes, for operator
-    ``op`` (trained networks in eval mode)."""
-    return METHODS[spec.kind](spec.params, op)
+    ``op`` (trained networks in eval mode); a ``ValueError`` naming the method when it cannot be
+    built."""
+    try:
+        return METHODS[spec.kind](spec.params, op)
+    except ValueError as err:
+        raise ValueError(f"method {spec.name!r} (kind {spec.kind!r}): {err}") from None
 
 
 def check_image_names(names: Sequence[str]) -> list[str]:

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .config_base import FieldErrors, StrictModel
 
@@ -128,13 +128,13 @@ class Registry(Mapping[str, T]):
         """Every entry, in registration order."""
         return list(self._entries.values())
 
-    def params_of(self, name: str, values: Mapping[str, Any]) -> StrictModel:
+    def params_of(self, name: str, values: Mapping[str, Any], context: Any = None) -> StrictModel:
         """``values`` validated by the params model of ``name``; a
         :class:`~stablerecon.config_base.FieldErrors` (a ``ValueError``) that names each field that
         does not apply or is invalid otherwise."""
         entry = self.entry(name)
         try:
-            return entry.params.model_validate(dict(values))
+            return entry.params.model_validate(dict(values), context=context)
         except ValidationError as err:
             problems = []
             for e in err.errors():
@@ -182,9 +182,9 @@ class KindSpec(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _kind_params(self) -> KindSpec:
+    def _kind_params(self, info: ValidationInfo) -> KindSpec:
         extra = self.__pydantic_extra__ or {}
-        params = self.registry.params_of(self.kind, extra)
+        params = self.registry.params_of(self.kind, extra, context=info.context)
         own = set(type(self).model_fields)
         clash = own & set(type(params).model_fields)
         if clash:  # a kind's params may not shadow the common fields

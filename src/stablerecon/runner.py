@@ -45,6 +45,8 @@ def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True
     results = []
     many = len(config.operators) > 1
     text = yaml.safe_dump(config.model_dump(), sort_keys=False)
+    # build every operator, method and image set first: user code that fails, fails before any work
+    plans = []
     for i, spec in enumerate(config.operators):
         op = build_operator(spec)
         methods = {m.name: build_method(m, op) for m in config.methods}
@@ -54,9 +56,11 @@ def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True
             def make_operator(rate: float, spec: OperatorSpec = spec) -> Operator:
                 return build_operator(spec.model_copy(update={"rate": rate}))
         folder = out / operator_folder(spec, i) if many else out
+        plans.append((op, methods, images, make_operator, folder))
+    for op, methods, images, make_operator, folder in plans:
         results.append(run_audit(methods, op, images, tests=config.tests, options=config.options,
-                                 make_operator=make_operator,
-                                 out=folder, progress=progress, config_text=text))
+                                 make_operator=make_operator, out=folder, progress=progress,
+                                 config_text=text))
     if many:
         links = "\n".join(f'<li><a href="{operator_folder(s, i)}/report.html">{operator_folder(s, i)}</a>: '
                           f"{r.operator}</li>" for i, (s, r) in enumerate(zip(config.operators, results,

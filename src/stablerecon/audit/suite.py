@@ -98,6 +98,30 @@ def _check_methods(methods: Mapping[str, Reconstructor]) -> dict[str, Reconstruc
     return dict(methods)
 
 
+def _probe(name: str, method: Reconstructor, x: Tensor, op: Operator) -> None:
+    """One reconstruction of one image before any long work: a method that raises, or returns
+    something other than a finite image of the images' shape, is refused naming it."""
+    was_training = getattr(method, "training", None)
+    if was_training:
+        method.eval()
+    try:
+        with torch.no_grad():
+            out = method(op.A(x), op)
+    except Exception as err:  # the method is the user's code: report whatever it raised
+        raise ValueError(f"argument 'methods'[{name!r}] raised {type(err).__name__} on the first image: "
+                         f"{err}") from None
+    finally:
+        if was_training:
+            method.train()
+    if not isinstance(out, Tensor):
+        raise TypeError(f"argument 'methods'[{name!r}] must return a tensor, got {type(out).__name__}")
+    if tuple(out.shape) != tuple(x.shape):
+        raise ValueError(f"argument 'methods'[{name!r}] returned shape {tuple(out.shape)} for images of "
+                         f"shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"argument 'methods'[{name!r}] returned NaN or Inf on the first image")
+
+
 def _needs_sweep(test: str) -> bool:
     return bool(TESTS.entry(test).meta.get("needs_sweep", False))
 
@@ -219,6 +243,8 @@ def run(
     context = UnitContext(x, op, options, make_operator, progress)
     units = [(m, t) for m in methods for t in test_list]
     todo = [u for u in units if u not in result.entries]
+    for name in dict.fromkeys(m for m, _ in todo):
+        _probe(name, methods[name], x[:1], op)
     bar = tqdm(
         total=len(units),
         initial=len(units) - len(todo),

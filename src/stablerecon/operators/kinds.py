@@ -21,7 +21,9 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from ..config_base import NonNegativeInt, OddInt, PositiveFloat, PositiveInt, Rate, StrictModel
+from ..contracts import Operator, check_operator
 from ..registry import KindSpec, Registry
+from ..targets import TargetParams, call_factory, resolve_target, split_target
 from .base import Identity, LinearOperator
 from .blur import Blur, box_kernel, gaussian_kernel
 from .dense import GaussianMatrix
@@ -87,15 +89,20 @@ class OperatorSpec(KindSpec):
         if "angles" in uses:
             parts.append(f"{self.angles}angles")
         for key, value in self.params.model_dump().items():
-            parts.append(f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}")
+            if key == "target":
+                parts.append(split_target(value)[1])
+            elif isinstance(value, float):
+                parts.append(f"{key}{value:g}")
+            elif isinstance(value, (int, str)) and str(value).replace("_", "").replace(".", "").isalnum():
+                parts.append(f"{key}{value}")
         return "-".join(parts)
 
-    def build(self) -> LinearOperator:
+    def build(self) -> Operator:
         """The operator this spec describes."""
         return build_operator(self)
 
 
-def build_operator(spec: OperatorSpec) -> LinearOperator:
+def build_operator(spec: OperatorSpec) -> Operator:
     """The operator ``spec`` describes (through its kind's builder)."""
     return OPERATOR_KINDS[spec.kind](spec)
 
@@ -179,3 +186,16 @@ def _downsample(spec: OperatorSpec) -> LinearOperator:
 @OPERATOR_KINDS.register("identity", summary="the identity (denoising)", uses=("size",))
 def _identity(spec: OperatorSpec) -> LinearOperator:
     return Identity(spec.size)
+
+
+@OPERATOR_KINDS.register("python", summary="your own operator: `target` names a factory (module:name or "
+                         "file.py:name) called with `args` (and `size` if it takes it); it must return an "
+                         "object with A and A_adjoint", params=TargetParams, uses=("size",))
+def _python(spec: OperatorSpec) -> Operator:
+    params = spec.params
+    what = f"operator target {params.target!r}"
+    op = call_factory(resolve_target(params.target), params.args, what, size=spec.size)
+    try:
+        return check_operator(op, "operator", where=what)
+    except TypeError as err:
+        raise ValueError(str(err)) from None

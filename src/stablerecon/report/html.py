@@ -183,8 +183,11 @@ def render_html(
     figures: list[tuple[str, Path, str]],
     title: str = "stablerecon audit",
     notes: list[str] | None = None,
+    config_text: str | None = None,
 ) -> str:
-    """The report as one HTML string; ``figures`` are ``(title, png_path, caption)``."""
+    """The report as one HTML string; ``figures`` are ``(title, png_path, caption)``;
+    ``config_text`` (the run's ``config.yaml``) is shown so the report names where its
+    operators, methods and images came from."""
     embedded = [
         {"title": t, "caption": c, "alt": t, "data": base64.b64encode(Path(p).read_bytes()).decode("ascii")}
         for t, p, c in figures
@@ -217,6 +220,7 @@ def render_html(
         notes=notes or [],
         report_budget=f"{100 * result.options.report_budget:g}%",
         options_text=html.escape(str(result.options.model_dump())),
+        config_text=html.escape(config_text) if config_text else None,
     )
 
 
@@ -228,5 +232,8 @@ def write_report(
     folder = Path(folder)
     figures = draw_figures(result, folder)
     path = folder / "report.html"
-    write_text(path, render_html(result, figures, title=title, notes=findings(result) + list(notes or [])))
+    config = folder / "config.yaml"
+    config_text = config.read_text(encoding="utf-8") if config.is_file() else None
+    write_text(path, render_html(result, figures, title=title, notes=findings(result) + list(notes or []),
+                                 config_text=config_text))
     return path
