@@ -32,6 +32,7 @@ from .corruptions import (
     speckle,
 )
 from .details import FONT_CHARACTERS, insert_detail
+from .files import IMAGE_SUFFIXES, is_image_path, read_image, read_images
 from .images import available_images, image
 from .phantoms import ellipses, haar_sparse, shepp_logan
 
@@ -40,6 +41,7 @@ __all__ = [
     "CORRUPTIONS",
     "ClassificationData",
     "FONT_CHARACTERS",
+    "IMAGE_SUFFIXES",
     "SEVERITY_PARAMETERS",
     "available_images",
     "classification_data",
@@ -50,6 +52,9 @@ __all__ = [
     "image",
     "impulse",
     "insert_detail",
+    "is_image_path",
+    "read_image",
+    "read_images",
     "shepp_logan",
     "shot",
     "speckle",

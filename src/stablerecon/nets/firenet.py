@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..contracts import Operator, capabilities
 from ..operators.base import LinearOperator
+from ..solvers._common import linear_operator
 from ..solvers.reconstructor import default_sparsifier, optional_linear_operator
 from ..solvers.restart import restarted_primal_dual
 from ..validation import positive_float, positive_int
@@ -34,7 +36,11 @@ class FIRENet(nn.Module):
     Parameters
     ----------
     op:
-        Default forward operator (``forward`` also accepts one per call).
+        Default forward operator (``forward`` also accepts one per call): a
+        :class:`~stablerecon.operators.LinearOperator` or any object with ``A`` and
+        ``A_adjoint``, adapted at call time (shapes inferred from ``y`` unless it declares
+        them, ``||A||`` by power iteration unless it has ``norm()``; see
+        :func:`~stablerecon.operators.as_linear_operator`).
     sparsifier:
         Orthonormal sparsifying transform; default: Haar wavelets of maximal depth at the
         operator's image size.
@@ -98,7 +104,7 @@ class FIRENet(nn.Module):
 
     def __init__(
         self,
-        op: LinearOperator | None = None,
+        op: Operator | None = None,
         sparsifier: LinearOperator | None = None,
         lam: float = 2e-3,
         weights: Sequence[float] | torch.Tensor | None = None,
@@ -112,11 +118,15 @@ class FIRENet(nn.Module):
         super().__init__()
         self.op = optional_linear_operator(op, "op")
         self.sparsifier = optional_linear_operator(sparsifier, "sparsifier")
-        if op is not None and sparsifier is not None and \
-                tuple(sparsifier.in_shape[-2:]) != tuple(op.in_shape[-2:]):
+        # a foreign operator's image size is known here only if it declares it
+        op_shape = op.in_shape if isinstance(op, LinearOperator) else capabilities(op).in_shape
+        sparse_shape = (sparsifier.in_shape if isinstance(sparsifier, LinearOperator)
+                        else capabilities(sparsifier).in_shape)
+        if op_shape is not None and sparse_shape is not None and \
+                tuple(sparse_shape[-2:]) != tuple(op_shape[-2:]):
             raise ValueError(f"argument 'sparsifier' acts on images of size "
-                             f"{tuple(sparsifier.in_shape[-2:])} but 'op' on images of size "
-                             f"{tuple(op.in_shape[-2:])}")
+                             f"{tuple(sparse_shape[-2:])} but 'op' on images of size "
+                             f"{tuple(op_shape[-2:])}")
         self.lam = positive_float(lam, "lam")
         self.weights = weights
         self.restarts = positive_int(restarts, "restarts")
@@ -134,11 +144,11 @@ class FIRENet(nn.Module):
     def _sparsifier_for(self, op: LinearOperator) -> LinearOperator:
         return self.sparsifier if self.sparsifier is not None else default_sparsifier(op)
 
-    def forward(self, y: torch.Tensor, op: LinearOperator | None = None,
+    def forward(self, y: torch.Tensor, op: Operator | None = None,
                 x0: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from measurements ``y`` (``op``: default the
         constructor's); ``x0`` warm-starts the iterations."""
-        op = resolve_operator(op, self.op, "FIRENet")
+        op = linear_operator(resolve_operator(op, self.op, "FIRENet"), "op", "FIRENet", y)
         return restarted_primal_dual(
             y, op, self._sparsifier_for(op), self.lam, weights=self.weights,
             restarts=self.restarts, inner=self.inner, delta=self.delta, x0=x0,

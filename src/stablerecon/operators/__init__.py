@@ -30,6 +30,7 @@ for the operator kinds, :mod:`stablerecon.config_base` and :mod:`stablerecon.reg
 """
 
 from . import masks, noise, nullspace
+from .adapter import AdaptedOperator, as_linear_operator
 from .base import (
     AdjointOperator,
     ComposedOperator,
@@ -78,4 +79,6 @@ __all__ = [
     "OPERATOR_KINDS",
     "OperatorSpec",
     "build_operator",
+    "as_linear_operator",
+    "AdaptedOperator",
 ]

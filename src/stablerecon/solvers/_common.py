@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ..contracts import check_operator
+from ..operators.adapter import as_linear_operator
 from ..operators.base import LinearOperator, check_tensor, complex_dtype_of, real_dtype_of
 from ..validation import boolean
 
 __all__ = [
     "SolverInfo",
+    "linear_operator",
     "check_linear_operator",
     "check_iterations",
     "check_lam",
@@ -73,11 +76,28 @@ class SolverInfo:
                    converged=converged, extras=dict(extras or {}))
 
 
-def check_linear_operator(op: object, name: str, where: str) -> LinearOperator:
-    """``op`` if it is a :class:`~stablerecon.operators.LinearOperator` on images
-    ``(B, C, H, W)`` (``in_shape`` of length 3)."""
-    if not isinstance(op, LinearOperator):
-        raise TypeError(f"{where}: argument '{name}' must be a LinearOperator, got {type(op).__name__}")
+def linear_operator(op: object, name: str, where: str, y: object = None) -> LinearOperator:
+    """``op`` as a :class:`~stablerecon.operators.LinearOperator`: itself if it is one, else any
+    :class:`~stablerecon.contracts.Operator` (``A`` and ``A_adjoint``) adapted by
+    :func:`~stablerecon.operators.as_linear_operator`, its shapes inferred from the
+    measurements ``y`` ``(B, ...)`` when it declares none. A ``TypeError`` names the argument
+    ``name`` when ``op`` is no operator (or ``y`` no tensor); a ``ValueError`` when the adapter
+    cannot learn the operator's shapes."""
+    if isinstance(op, LinearOperator):
+        return op
+    check_operator(op, name, where)
+    if y is not None and not isinstance(y, torch.Tensor):
+        raise TypeError(f"{where}: argument 'y' must be a torch.Tensor, got {type(y).__name__}")
+    try:
+        return as_linear_operator(op, example=y)
+    except ValueError as err:
+        raise ValueError(f"{where}: argument '{name}': {err}") from None
+
+
+def check_linear_operator(op: object, name: str, where: str, y: object = None) -> LinearOperator:
+    """``op`` as a :class:`~stablerecon.operators.LinearOperator` on images ``(B, C, H, W)``
+    (``in_shape`` of length 3); any other operator is adapted, see :func:`linear_operator`."""
+    op = linear_operator(op, name, where, y)
     if len(op.in_shape) != 3:
         raise ValueError(
             f"{where}: argument '{name}' must act on images (B, C, H, W), i.e. in_shape of length 3, "

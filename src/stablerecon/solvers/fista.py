@@ -154,7 +154,7 @@ def lasso_objective(
     Tensor of shape ``(B,)`` in the real dtype of ``x`` (differentiable).
     """
     where = "lasso_objective"
-    op = check_linear_operator(op, "op", where)
+    op = check_linear_operator(op, "op", where, y)
     sparsifier = check_linear_operator(sparsifier, "sparsifier", where)
     _check_shapes(op, sparsifier, where)
     x = check_tensor(x, "x", op.in_shape, "any", where=where)
@@ -191,7 +191,10 @@ def fista(
     y:
         Measurements ``(B, *op.out_shape)``, real or complex.
     op:
-        Forward operator ``A`` on images ``(B, C, H, W)``.
+        Forward operator ``A`` on images ``(B, C, H, W)``: a
+        :class:`~stablerecon.operators.LinearOperator` or any object with ``A`` and
+        ``A_adjoint`` (adapted by :func:`~stablerecon.operators.as_linear_operator`, shapes
+        inferred from ``y``).
     sparsifier:
         Orthonormal transform ``W`` (e.g. :class:`~stablerecon.sparsity.Wavelet`) on images of
         the same ``(C, H, W)``, mapping to coefficients ``(B, C, N)``.
@@ -247,7 +250,7 @@ def fista(
     True
     """
     where = "fista"
-    op = check_linear_operator(op, "op", where)
+    op = check_linear_operator(op, "op", where, y)
     sparsifier = check_linear_operator(sparsifier, "sparsifier", where)
     _check_shapes(op, sparsifier, where)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)

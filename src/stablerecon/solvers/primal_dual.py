@@ -37,7 +37,7 @@ import torch
 from ..operators.base import LinearOperator, check_tensor, skip_finite_checks
 from ..sparsity import project_l2_ball, soft_threshold
 from ..validation import boolean, positive_float
-from ._common import SolverInfo, check_iterations, progress_range, relative_change
+from ._common import SolverInfo, check_iterations, linear_operator, progress_range, relative_change
 
 __all__ = [
     "SqrtLassoProblem",
@@ -67,7 +67,10 @@ class SqrtLassoProblem:
     Parameters
     ----------
     op:
-        Forward operator ``A`` on images ``(B, C, H, W)``.
+        Forward operator ``A`` on images ``(B, C, H, W)``: a
+        :class:`~stablerecon.operators.LinearOperator`, or any object with ``A`` and
+        ``A_adjoint`` that declares ``in_shape``/``out_shape`` (others are adapted with example
+        measurements by :func:`primal_dual`, see :func:`~stablerecon.operators.as_linear_operator`).
     sparsifier:
         Orthonormal transform ``W`` on the same images (e.g. :class:`~stablerecon.sparsity.Wavelet`),
         mapping to coefficients ``(B, C, N)``.
@@ -84,8 +87,7 @@ class SqrtLassoProblem:
 
     def __init__(self, op: LinearOperator, sparsifier: LinearOperator, lam: float,
                  weights: Sequence[float] | torch.Tensor | None = None, real: bool = True) -> None:
-        if not isinstance(op, LinearOperator):
-            raise TypeError(f"argument 'op' must be a LinearOperator, got {type(op).__name__}")
+        op = linear_operator(op, "op", "SqrtLassoProblem")
         if not isinstance(sparsifier, LinearOperator):
             raise TypeError(
                 f"argument 'sparsifier' must be a LinearOperator, got {type(sparsifier).__name__}"
@@ -201,6 +203,7 @@ def sqrt_lasso_objective(x: torch.Tensor, y: torch.Tensor, op: LinearOperator,
                          sparsifier: LinearOperator, lam: float,
                          weights: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
     """``lam ||W x||_{1,w} + ||A x - y||_2`` per batch item, shape ``(B,)``."""
+    op = linear_operator(op, "op", "sqrt_lasso_objective", y)
     problem = SqrtLassoProblem(op, sparsifier, lam, weights, real=not x.is_complex())
     return problem.objective(problem.coefficients(x), y)
 
@@ -231,8 +234,10 @@ def primal_dual(
     y:
         Measurements ``(B, *op.out_shape)``.
     op, sparsifier, lam, weights, real:
-        The problem, see :class:`SqrtLassoProblem`. ``lam`` is scale-free: the objective is
-        1-homogeneous in ``(c, y)``, so the same ``lam`` suits any scaling of the data.
+        The problem, see :class:`SqrtLassoProblem` (``op``: any object with ``A`` and
+        ``A_adjoint``, its shapes inferred from ``y`` if it declares none). ``lam`` is
+        scale-free: the objective is 1-homogeneous in ``(c, y)``, so the same ``lam`` suits any
+        scaling of the data.
     x0:
         Initial image ``(B, C, H, W)`` (default zero).
     max_iter:
@@ -273,6 +278,7 @@ def primal_dual(
     True
     """
     where = "primal_dual"
+    op = linear_operator(op, "op", where, y)
     problem = SqrtLassoProblem(op, sparsifier, lam, weights, real)
     y = problem.check_measurements(y)
     max_iter, tol = check_iterations(max_iter, tol, where)

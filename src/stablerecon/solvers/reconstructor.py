@@ -14,9 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..contracts import Operator, check_operator
 from ..operators.base import LinearOperator
 from ..sparsity import Wavelet
 from ..validation import boolean, choice, positive_float, positive_int
+from ._common import linear_operator
 from .fista import fista
 from .primal_dual import primal_dual
 from .tv import primal_dual_tv
@@ -32,13 +34,14 @@ _DEFAULTS: dict[str, dict[str, float | int]] = {
 _WAVELETS: dict[tuple[int, int], Wavelet] = {}
 
 
-def optional_linear_operator(value: object, name: str) -> LinearOperator | None:
-    """``value`` if it is ``None`` or a :class:`~stablerecon.operators.LinearOperator` (the
-    optional default operator or sparsifier of a reconstruction method), else a ``TypeError``
-    naming the argument ``name``."""
+def optional_linear_operator(value: object, name: str) -> Operator | None:
+    """``value`` if it is ``None`` or an operator (a :class:`~stablerecon.operators.LinearOperator`
+    or any object with ``A`` and ``A_adjoint``, adapted when it is used: the optional default
+    operator or sparsifier of a reconstruction method), else a ``TypeError`` naming the
+    argument ``name``."""
     if value is not None and not isinstance(value, LinearOperator):
-        raise TypeError(f"argument '{name}' must be a LinearOperator or None, got {type(value).__name__}")
-    return value
+        check_operator(value, name)
+    return value  # type: ignore[return-value]
 
 
 def default_sparsifier(op: LinearOperator) -> Wavelet:
@@ -77,7 +80,10 @@ class SparseReconstructor(nn.Module):
     method:
         ``"fista"``, ``"primal_dual"`` or ``"tv"``.
     op:
-        Default forward operator (``forward`` also accepts one per call).
+        Default forward operator (``forward`` also accepts one per call): a
+        :class:`~stablerecon.operators.LinearOperator` or any object with ``A`` and
+        ``A_adjoint`` (adapted at call time, shapes inferred from ``y``, ``||A||`` by power
+        iteration if it has no ``norm()``; see :func:`~stablerecon.operators.as_linear_operator`).
     lam:
         Regularisation weight ``> 0``; default per method (fista ``0.02``, primal_dual
         ``1e-3``, tv ``0.01``).
@@ -116,7 +122,7 @@ class SparseReconstructor(nn.Module):
     def __init__(
         self,
         method: str = "primal_dual",
-        op: LinearOperator | None = None,
+        op: Operator | None = None,
         lam: float | None = None,
         sparsifier: LinearOperator | None = None,
         weights: Sequence[float] | torch.Tensor | None = None,
@@ -157,7 +163,7 @@ class SparseReconstructor(nn.Module):
             raise ValueError("argument 'y' has an all-zero item: its scale is undefined")
         return rms
 
-    def forward(self, y: torch.Tensor, op: LinearOperator | None = None,
+    def forward(self, y: torch.Tensor, op: Operator | None = None,
                 x0: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct ``x_hat`` ``(B, C, H, W)`` from ``y`` ``(B, *op.out_shape)``; ``x0``
         ``(B, C, H, W)`` warm-starts the iterations."""
@@ -169,6 +175,7 @@ class SparseReconstructor(nn.Module):
             raise TypeError(f"argument 'y' must be a torch.Tensor, got {type(y).__name__}")
         if y.ndim < 1 or y.shape[0] == 0:
             raise ValueError(f"argument 'y' must have a non-empty batch dimension, got {tuple(y.shape)}")
+        op = linear_operator(op, "op", "SparseReconstructor", y)
         scale = self.data_scale(y)
         y_unit = y / scale.reshape(-1, *([1] * (y.ndim - 1))).to(y.dtype)
         view = (-1, 1, 1, 1)

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ..operators.base import LinearOperator, skip_finite_checks
 from ..validation import positive_float, positive_int
+from ._common import linear_operator
 from .primal_dual import SqrtLassoProblem, cp_steps, step_sizes
 
 __all__ = ["restarted_primal_dual", "level_weights", "level_sparsities"]
@@ -104,7 +105,8 @@ def restarted_primal_dual(
         Measurements ``(B, *op.out_shape)``.
     op, sparsifier, lam, weights, real:
         The problem ``min_c lam ||c||_{1,w} + ||A W^* c - y||_2``, see
-        :class:`~stablerecon.solvers.primal_dual.SqrtLassoProblem`.
+        :class:`~stablerecon.solvers.primal_dual.SqrtLassoProblem` (``op``: any object with
+        ``A`` and ``A_adjoint``, its shapes inferred from ``y`` if it declares none).
     restarts:
         Number of blocks ``n >= 1`` (default 12).
     inner:
@@ -128,6 +130,7 @@ def restarted_primal_dual(
     -------
     Tensor ``(B, C, H, W)``: the image ``W^* c_n``.
     """
+    op = linear_operator(op, "op", "restarted_primal_dual", y)
     problem = SqrtLassoProblem(op, sparsifier, lam, weights, real)
     y = problem.check_measurements(y)
     restarts = positive_int(restarts, "restarts")

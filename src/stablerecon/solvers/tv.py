@@ -125,7 +125,7 @@ def tv_objective(
     complex). Differentiable.
     """
     where = "tv_objective"
-    op = common.check_linear_operator(op, "op", where)
+    op = common.check_linear_operator(op, "op", where, y)
     x = check_tensor(x, "x", op.in_shape, "any", where=where)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)
     if x.shape[0] != y.shape[0]:
@@ -186,7 +186,9 @@ def primal_dual_tv(
         Measurements ``(B, *op.out_shape)``, real or complex.
     op:
         Forward operator ``A`` on images ``(B, C, H, W)`` of a fixed size ``(H, W)``
-        (:class:`~stablerecon.operators.Identity` for ROF denoising).
+        (:class:`~stablerecon.operators.Identity` for ROF denoising); any object with ``A``
+        and ``A_adjoint`` is adapted (:func:`~stablerecon.operators.as_linear_operator`,
+        shapes inferred from ``y``).
     lam:
         Regularisation weight ``lambda > 0``: a number or a real tensor of shape ``()`` or
         ``(B,)``. For denoising (``op`` the identity) it equals the ``weight`` of
@@ -239,7 +241,7 @@ def primal_dual_tv(
     True
     """
     where = "primal_dual_tv"
-    op = common.check_linear_operator(op, "op", where)
+    op = common.check_linear_operator(op, "op", where, y)
     y = check_tensor(y, "y", op.out_shape, "any", where=where)
     max_iter, tol = common.check_iterations(max_iter, tol, where)
     dtype, rdtype = common.working_dtypes(y, op, real, where)
