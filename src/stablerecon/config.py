@@ -19,9 +19,12 @@ This module sits above what it configures: it may import every part but ``runner
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from torch import Tensor
 
 from .audit import TESTS, AuditOptions, DetailTestConfig, KernelTestConfig
 from .audit.registry import default_tests
@@ -38,8 +41,9 @@ from .config_base import (
     load_yaml,
     validate,
 )
+from .data import is_image_path
 from .operators.kinds import OperatorSpec
-from .recipes import METHODS, check_image_names
+from .recipes import METHODS, build_images, check_image_names
 from .registry import KindSpec
 from .training import config as _training_config
 from .training.config import *  # noqa: F403 - re-exported: TrainingConfig, ClassifierConfig, ...
@@ -100,8 +104,15 @@ class AuditConfig(StrictModel):
 
     ``operators``: one or more :class:`OperatorSpec` (each is audited into its own subfolder
     when there are several). ``methods``: :class:`MethodSpec` s. ``images``: shipped image names
-    (``camera``), ``shepp_logan``, or ``ellipses:SEED`` (a random-ellipse phantom), all at the
-    operator's size. ``tests``: names from :data:`stablerecon.audit.TESTS` (default: all;
+    (``camera``), ``shepp_logan``, ``ellipses:SEED`` (a random-ellipse phantom), or your own
+    files: paths and globs (``scans/*.png``, ``phantom.npy``, ``set.npz:KEY``; PNG, JPEG, TIFF,
+    BMP, ``.npy``, ``.npz``) relative to the config file, all at the operator's size. Files are
+    read under explicit rules (see :mod:`stablerecon.data.files`): ``grey`` (colour to grey:
+    ``luminance``, ``mean`` or ``refuse``), ``value_range`` (``error``: values must lie in
+    ``[0, 1]`` after integer scaling; ``clip``; ``rescale``) and ``resize`` (``false``: a file of
+    another size is an error; ``true``: resized). Every file is read when the config is
+    validated, so a missing or bad file stops the audit before any work.
+    ``tests``: names from :data:`stablerecon.audit.TESTS` (default: all;
     ``sampling`` sweeps ``options.rates`` of the operator's mask, so not for ``radon``). Example::
 
         name: my-audit
@@ -121,11 +132,43 @@ class AuditConfig(StrictModel):
     tests: list[Annotated[str, AfterValidator(check_test_name)]] = Field(default_factory=default_tests,
                                                                           min_length=1)
     options: AuditOptions = AuditOptions()
+    resize: bool = False
+    grey: Literal["luminance", "mean", "refuse"] = "luminance"
+    value_range: Literal["error", "clip", "rescale"] = "error"
+    _base_dir: Path | None = PrivateAttr(default=None)
 
     @field_validator("images")
     @classmethod
     def _known_images(cls, value: list[str]) -> list[str]:
         return check_image_names(value)
+
+    @model_validator(mode="after")
+    def _read_files(self, info: ValidationInfo) -> AuditConfig:
+        base = (info.context or {}).get("base_dir")
+        self._base_dir = Path(base).absolute() if base is not None else None
+        if any(is_image_path(name) for name in self.images):
+            for size in sorted({o.size for o in self.operators}):
+                try:
+                    self.load_images(size)
+                except ValueError as err:  # "images[i]: reason" -> field images.i
+                    field, sep, reason = str(err).partition(": ")
+                    match = re.fullmatch(r"images\[(\d+)\]", field)
+                    if not sep or match is None:
+                        raise
+                    raise FieldErrors([(f"images.{match.group(1)}", reason)]) from None
+        return self
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder relative image paths start from (the config file's; ``None``: the
+        working directory)."""
+        return self._base_dir
+
+    def load_images(self, size: int) -> dict[str, Tensor]:
+        """The images of this audit at ``size`` (:func:`stablerecon.recipes.build_images`):
+        ``{name: (1, 1, size, size)}``, files named by their path relative to the config."""
+        return build_images(self.images, size, base_dir=self._base_dir, resize=self.resize,
+                            grey=self.grey, value_range=self.value_range)
 
 
     @model_validator(mode="after")

@@ -9,7 +9,9 @@ tests from :data:`stablerecon.audit.TESTS`. Config validation
 :data:`METHODS`, so a new kind is one registration (see :mod:`stablerecon.registry`).
 
 Images of an audit config are names: shipped images (``camera``), ``shepp_logan`` or
-``ellipses:SEED`` (:func:`build_images`, :func:`check_image_names`).
+``ellipses:SEED``, or the user's own files: paths and globs of PNG, JPEG, TIFF, BMP, ``.npy`` and
+``.npz`` files read by :func:`stablerecon.data.read_images` with its explicit rules for colour,
+value range and size (:func:`build_images`, :func:`check_image_names`).
 """
 
 from __future__ import annotations
@@ -199,31 +201,58 @@ def build_method(spec: Any, op: Operator) -> Reconstructor:
 
 
 def check_image_names(names: Sequence[str]) -> list[str]:
-    """``names`` if each is a shipped image, ``shepp_logan`` or ``ellipses:SEED`` and none is
-    listed twice; a ``ValueError`` naming the first bad one otherwise."""
+    """``names`` if each is a shipped image, ``shepp_logan``, ``ellipses:SEED`` or a file path /
+    glob (:func:`stablerecon.data.is_image_path`; the files are read by :func:`build_images`)
+    and none is listed twice; a ``ValueError`` naming the first bad one otherwise."""
     shipped = data.available_images()
     for item in names:
+        if data.is_image_path(item):
+            continue
         base, _, seed = item.partition(":")
         if base == "ellipses" and (seed == "" or seed.isdigit()):
             continue
         if seed or (base not in GENERATED_IMAGES and base not in shipped):
             raise ValueError(f"unknown image {item!r}; use a shipped image {shipped}, "
-                             f"'shepp_logan' or 'ellipses:SEED'")
+                             f"'shepp_logan', 'ellipses:SEED' or an image file "
+                             f"({', '.join(data.IMAGE_SUFFIXES)}) or glob")
     if len(set(names)) != len(names):
         raise ValueError(f"images are listed twice: {list(names)}")
     return list(names)
 
 
-def build_images(names: Sequence[str], size: int) -> dict[str, torch.Tensor]:
-    """Images ``(1, 1, size, size)`` in ``[0, 1]`` by name: shipped images, ``shepp_logan``,
-    ``ellipses:SEED``."""
+def build_images(
+    names: Sequence[str],
+    size: int,
+    *,
+    base_dir: str | Path | None = None,
+    resize: bool = False,
+    grey: str = "luminance",
+    value_range: str = "error",
+) -> dict[str, torch.Tensor]:
+    """Real images ``(1, 1, size, size)`` in ``[0, 1]`` by name: shipped images,
+    ``shepp_logan``, ``ellipses:SEED``, and files or globs (relative to ``base_dir``, the config's
+    folder) read by :func:`stablerecon.data.read_images` under the rules ``resize``, ``grey``
+    and ``value_range``. A file is named by its path (relative to ``base_dir``); a file of
+    another size is refused unless ``resize``. Complex arrays are refused: the audit's ground
+    truths are real images (store the modulus for MRI). Errors name the entry
+    (``images[i]``)."""
     out: dict[str, torch.Tensor] = {}
-    for name in names:
-        base, _, seed = name.partition(":")
-        if base == "shepp_logan":
-            out[name] = data.shepp_logan(size)
-        elif base == "ellipses":
-            out[name] = data.ellipses(1, size, seed=int(seed or 0))
+    where: dict[str, str] = {}
+    for i, name in enumerate(names):
+        field = f"images[{i}]"
+        if data.is_image_path(name):
+            found = data.read_images(name, size=size, resize=resize, base_dir=base_dir, grey=grey,
+                                     value_range=value_range, complex_ok=False, where=field)
         else:
-            out[name] = data.image(base, size=size)
+            base, _, seed = name.partition(":")
+            if base == "shepp_logan":
+                found = {name: data.shepp_logan(size)}
+            elif base == "ellipses":
+                found = {name: data.ellipses(1, size, seed=int(seed or 0))}
+            else:
+                found = {name: data.image(base, size=size)}
+        for key, img in found.items():
+            if key in out:
+                raise ValueError(f"{field}: the image {key!r} is listed twice (also by {where[key]})")
+            out[key], where[key] = img, field
     return out

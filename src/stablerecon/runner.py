@@ -18,7 +18,7 @@ from .config import AuditConfig, load_yaml
 from .contracts import Operator
 from .files import write_text
 from .operators.kinds import OperatorSpec
-from .recipes import build_images, build_method, build_operator
+from .recipes import build_method, build_operator
 
 __all__ = ["run_audit_config", "demo_config", "operator_folder"]
 
@@ -50,7 +50,7 @@ def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True
     for i, spec in enumerate(config.operators):
         op = build_operator(spec)
         methods = {m.name: build_method(m, op) for m in config.methods}
-        images = build_images(config.images, spec.size)
+        images = config.load_images(spec.size)
         make_operator = None
         if spec.sweepable:
             def make_operator(rate: float, spec: OperatorSpec = spec) -> Operator:

@@ -10,12 +10,14 @@ nothing is downloaded:
 - :func:`insert_detail`: add a small blob or text of known contrast, with its mask;
 - :func:`gaussian`, :func:`shot`, :func:`speckle`, :func:`impulse`, :func:`corrupt`: ImageNet-C
   noise corruptions with severities 1..5;
+- :func:`read_image`, :func:`read_images`: the user's own files (PNG, JPEG, TIFF, BMP,
+  ``.npy``, ``.npz``; paths and globs) with explicit rules for colour, value range and size;
 - :func:`classification_data`: small labelled image sets (``digits``, ``mnist5k``) split,
   stratified and seeded, into train / validation / test (:class:`ClassificationData`).
 
 Modules: :mod:`~stablerecon.data.images` (shipped images), :mod:`~stablerecon.data.phantoms`,
-:mod:`~stablerecon.data.details` (detail insertion), :mod:`~stablerecon.data.corruptions` and
-:mod:`~stablerecon.data.classification`.
+:mod:`~stablerecon.data.details` (detail insertion), :mod:`~stablerecon.data.corruptions`,
+:mod:`~stablerecon.data.files` (image files) and :mod:`~stablerecon.data.classification`.
 
 Imports: this package may import nothing of stablerecon but :mod:`stablerecon.contracts`,
 :mod:`stablerecon.validation` and :mod:`stablerecon.files`.

@@ -312,8 +312,8 @@ def read_image(
         arr = _read_array(file_path, key)
         arr = _to_plane(arr, suffix in _ARRAY_SUFFIXES, grey)
         if arr.dtype.kind == "c" and not complex_ok:
-            raise _Refused("it holds a complex array; complex images are accepted only for complex "
-                           "operators (complex_ok)")
+            raise _Refused("it holds a complex array, refused here (real images only): store its "
+                           "modulus, or read it with complex_ok=True")
         arr = _fit_size(_to_unit(arr, value_range, grey), hw, resize)
     except _Refused as err:
         raise ValueError(f"{prefix}image file {text!r}: {err}") from None
