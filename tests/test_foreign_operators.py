@@ -296,3 +296,40 @@ def test_kernel_audit_on_a_foreign_operator(request, kind: str, images: torch.Te
     null = vt[int((s > 1e-10 * s[0]).sum()):]
     expected = d @ null.T @ null
     np.testing.assert_allclose(arrays["z0"].reshape(2, -1).numpy(), expected, atol=1e-6)
+
+
+def test_the_dip_on_a_foreign_operator_matches_the_equivalent_stablerecon_operator(gaussian) -> None:
+    """Same seed, same data, the same linear map: the same fit, step by step."""
+    foreign, native = gaussian
+    x = sr.data.shepp_logan(SIZE).double()
+    y = native.A(x)
+    generator = sr.nets.dip.SkipNet(depth=2, channels_down=8, channels_up=8)
+    dip = sr.nets.DeepImagePrior.cheap(steps=15, generator=generator, early_stopping=None, seed=0)
+    out, reference = dip(y, foreign), dip(y, native)
+    assert out.shape == x.shape and not out.is_complex()
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_the_sampling_test_on_a_foreign_operator_family(images: torch.Tensor) -> None:
+    """``make_operator(rate)`` returns foreign Gaussian matrices of round(rate n) rows: the
+    zero-filling PSNR at each rate is that of the dense ``G^T G x``."""
+    n = SIZE * SIZE
+
+    def matrix(rate: float) -> torch.Tensor:
+        return sr.operators.GaussianMatrix(round(rate * n), n, seed=1, channels=1).matrix.clone()
+
+    def make_operator(rate: float) -> DenseGaussian:
+        return DenseGaussian(matrix(rate))
+
+    rates = [0.25, 0.5]
+    result = sr.audit.run({"zero-filled": ZeroFilled()}, make_operator(0.4), images, tests=["sampling"],
+                          make_operator=make_operator, options={"rates": rates, "noise": 0.0},
+                          report=False, progress=False)
+    values = result.entries[("zero-filled", "sampling")]
+    assert values["rates"] == rates
+    flat = images.reshape(2, -1).numpy()
+    for i, rate in enumerate(rates):
+        g = matrix(rate).numpy()
+        rec = flat @ g.T @ g
+        psnr = 10 * np.log10(1.0 / ((rec - flat) ** 2).mean(axis=1))
+        np.testing.assert_allclose(np.asarray(values["psnr"])[i], psnr, rtol=1e-6)  # (rates, images)

@@ -21,6 +21,7 @@ PACKAGE = "stablerecon"
 LAYERS: list[set[str]] = [
     {"contracts", "validation", "files", "config_base", "_version"},
     {"registry", "targets"},
+    {"interop"},
     {"operators", "metrics"},
     {"sparsity", "data"},
     {"solvers"},

@@ -33,7 +33,7 @@ from .nets import DeepImagePrior, FIRENet, ZeroFilled
 from .operators.kinds import OperatorSpec, build_operator
 from .registry import Registry
 from .solvers import SparseReconstructor
-from .targets import TargetParams, call_factory, resolve_target
+from .targets import DeepinvParams, TargetParams, call_factory, resolve_target
 from .training import available_pretrained, load, pretrained
 
 __all__ = ["METHODS", "build_method", "build_operator", "build_images", "check_image_names",
@@ -188,6 +188,17 @@ METHODS.register("checkpoint", lambda params, op: load(params.weights, op).eval(
 METHODS.register("python", _python_method, params=PythonMethodParams,
                  summary="your own method: `target` names a factory (module:name or file.py:name) called "
                          "with `args` (and `op`); optional `weights` (.safetensors)")
+
+
+def _deepinv_method(params: DeepinvParams, op: Operator) -> Reconstructor:
+    from .interop.deepinv import method_from_target
+
+    return method_from_target(params.target, params.args)
+
+
+METHODS.register("deepinv", _deepinv_method, params=DeepinvParams,
+                 summary="a DeepInverse model or reconstructor: `target` names its class or a factory "
+                         "called with `args`; called as model(y, physics); needs stablerecon[deepinv]")
 
 
 def build_method(spec: Any, op: Operator) -> Reconstructor:

@@ -27,7 +27,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from .config_base import StrictModel
 
-__all__ = ["resolve_target", "split_target", "call_factory", "TargetParams"]
+__all__ = ["resolve_target", "split_target", "call_factory", "TargetParams", "DeepinvParams"]
 
 
 def split_target(target: object) -> tuple[str, str]:
@@ -132,6 +132,29 @@ class TargetParams(StrictModel):
     @field_validator("target")
     @classmethod
     def _resolvable(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dir")
+        resolve_target(value, base)
+        return _absolute(value, base)
+
+
+class DeepinvParams(StrictModel):
+    """Fields of a ``kind: deepinv`` method or operator: ``target`` names a DeepInverse class or
+    factory, dotted (``"deepinv.physics.Tomography"``) or as ``"module:name"`` /
+    ``"file.py:name"``, called with ``args``. Refused, naming the field, when DeepInverse is not
+    installed (``pip install 'stablerecon[deepinv]'``) or the target does not resolve."""
+
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("target")
+    @classmethod
+    def _resolvable(cls, value: str, info: ValidationInfo) -> str:
+        if importlib.util.find_spec("deepinv") is None:
+            raise ValueError("kind 'deepinv' needs DeepInverse, which is not installed: "
+                             "pip install 'stablerecon[deepinv]' (see the README)")
+        if ":" not in value and "." in value:  # deepinv.physics.Tomography
+            module, _, attr = value.rpartition(".")
+            value = f"{module}:{attr}"
         base = (info.context or {}).get("base_dir")
         resolve_target(value, base)
         return _absolute(value, base)

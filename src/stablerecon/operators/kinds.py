@@ -23,7 +23,7 @@ from pydantic import field_validator, model_validator
 from ..config_base import NonNegativeInt, OddInt, PositiveFloat, PositiveInt, Rate, StrictModel
 from ..contracts import Operator, check_operator
 from ..registry import KindSpec, Registry
-from ..targets import TargetParams, call_factory, resolve_target, split_target
+from ..targets import DeepinvParams, TargetParams, call_factory, resolve_target, split_target
 from .base import Identity, LinearOperator
 from .blur import Blur, box_kernel, gaussian_kernel
 from .dense import GaussianMatrix
@@ -199,3 +199,12 @@ def _python(spec: OperatorSpec) -> Operator:
         return check_operator(op, "operator", where=what)
     except TypeError as err:
         raise ValueError(str(err)) from None
+
+
+@OPERATOR_KINDS.register("deepinv", summary="a DeepInverse physics: `target` names its class or a factory "
+                         "(e.g. deepinv.physics.Tomography) called with `args`, image size `size`; "
+                         "needs stablerecon[deepinv]", params=DeepinvParams, uses=("size",))
+def _deepinv(spec: OperatorSpec) -> Operator:
+    from ..interop.deepinv import operator_from_target
+
+    return operator_from_target(spec.params.target, spec.params.args, spec.size)
