@@ -388,3 +388,25 @@ def test_auditing_a_subset_keeps_the_folder_s_other_entries(problem, tmp_path: P
     sub = run({"calm": both["calm"]}, op, x, tests=["accuracy"], options=FAST, out=tmp_path, progress=False)
     assert [r["method"] for r in sub.summary()] == ["calm"]
     assert _entries(tmp_path) == first  # nothing recomputed, nothing lost
+
+
+def test_kernel_test_on_an_operator_without_kernel_fails_before_any_work(tmp_path: Path) -> None:
+    """Full Fourier sampling is unitary: the detail has no kernel part, and the audit says so,
+    naming the test and the operator, before any method runs and before the run folder exists."""
+    calls = []
+
+    def method(y: torch.Tensor, op: object) -> torch.Tensor:
+        calls.append(1)
+        return op.A_dagger(y).real
+
+    op = sr.operators.SubsampledFourier(torch.ones(16, 16, dtype=torch.bool))
+    x = sr.data.image("camera", size=16)
+    with pytest.raises(ValueError, match=r"test 'kernel'.*no component in the kernel of SubsampledFourier"):
+        run({"zf": method}, op, x, tests=["accuracy", "kernel"], out=tmp_path / "out", progress=False)
+    assert calls == [] and not (tmp_path / "out").exists()
+    # with a kernel (half the lines), the same call runs and the kernel part is exact
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[::2] = True
+    result = run({"zf": method}, sr.operators.SubsampledFourier(mask), x, tests=["kernel"],
+                 out=tmp_path / "out", progress=False, report=False)
+    assert max(result.get("zf", "kernel")["kernel_ratio"]) <= 1e-6

@@ -10,7 +10,10 @@ through.
 
 Entry metadata: ``needs_sweep`` (the unit needs ``ctx.make_operator``; the suite leaves it out
 otherwise), ``arrays`` (the unit's arrays are needed by the report: a resumed audit whose
-arrays were lost redoes it). Adding a test is one registration::
+arrays were lost redoes it), ``prepare`` (``prepare(ctx)``, run once before any test of the
+audit: the method-independent part of a test, such as the kernel split, which fails there, naming
+the test, rather than after hours of other tests; its result is kept in ``ctx.cache``).
+Adding a test is one registration::
 
     @TESTS.register("my_test", summary="what it measures")
     def _my_test(method, ctx):
@@ -24,7 +27,7 @@ after which ``tests: [my_test]`` is valid in an audit config, ``stablerecon list
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -47,13 +50,14 @@ __all__ = ["TESTS", "UnitContext", "Unit", "default_tests"]
 class UnitContext:
     """What every unit sees: images ``x`` ``(B, C, H, W)``, the operator, the audit options, the
     ``rate -> operator`` builder of the sampling sweep (or ``None``) and whether to show
-    progress bars."""
+    progress bars; ``cache`` keeps what the tests' ``prepare`` hooks computed."""
 
     x: Tensor
     op: Operator
     options: AuditOptions
     make_operator: Callable[[float], Operator] | None = None
     progress: bool = False
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 Unit = Callable[[Reconstructor, UnitContext], tuple[dict[str, Any], dict[str, Tensor]]]
@@ -137,14 +141,26 @@ def _random_noise(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, An
     }, {}
 
 
-@TESTS.register("kernel", summary="hallucination of a detail in the kernel of A, and the "
-                "troublesome-kernel bound for a near-kernel detail", arrays=True)
-def _kernel(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    x, op, spec = ctx.x, ctx.op, ctx.options.kernel
+def _kernel_prepare(ctx: UnitContext) -> None:
+    """The kernel split of the inserted detail, once per audit (it depends on the images, the
+    operator and the options only): ``z0`` in the kernel of A and ``z`` with ``||A z|| / ||z||``
+    the configured ratio (:func:`~stablerecon.operators.nullspace.kernel_split`, which raises,
+    naming the operator, when the kernel part cannot be computed to ``1e-6``)."""
+    if "kernel" in ctx.cache:
+        return
+    x, spec = ctx.x, ctx.options.kernel
     x64 = x.double()
     x_d, _ = insert_detail(x64, kind="blob", contrast=spec.contrast, position=_centre(x, spec.position),
                            size=spec.diameter, soft=False)
-    split = kernel_split(x_d - x64, op, ratio=spec.ratio)  # z0 (exact kernel) and z (ratio)
+    ctx.cache["kernel"] = kernel_split(x_d - x64, ctx.op, ratio=spec.ratio)
+
+
+@TESTS.register("kernel", summary="hallucination of a detail in the kernel of A, and the "
+                "troublesome-kernel bound for a near-kernel detail", arrays=True, prepare=_kernel_prepare)
+def _kernel(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    x, op, spec = ctx.x, ctx.op, ctx.options.kernel
+    _kernel_prepare(ctx)
+    split = ctx.cache["kernel"]  # z0 (exact kernel) and z (ratio)
     other = torch.roll(x, 1, dims=0) if x.shape[0] > 1 else None
     z0 = split.z0.to(x.dtype)
     ex = kernel_test(method, x, op, z0, x_other=other)

@@ -122,6 +122,21 @@ def _probe(name: str, method: Reconstructor, x: Tensor, op: Operator) -> None:
         raise ValueError(f"argument 'methods'[{name!r}] returned NaN or Inf on the first image")
 
 
+def _prepare(context: UnitContext, methods: Mapping[str, Reconstructor], todo: list[tuple[str, str]]) -> None:
+    """Everything that can fail before the long work: the tests' ``prepare`` hooks (errors name
+    the test) and one reconstruction by every method (errors name the method)."""
+    for test in dict.fromkeys(t for _, t in todo):
+        prepare = TESTS.entry(test).meta.get("prepare")
+        if prepare is not None:
+            try:
+                prepare(context)
+            except (ValueError, RuntimeError, TypeError) as err:
+                raise type(err)(f"test {test!r} cannot run on this operator and these images: "
+                                f"{err}") from None
+    for name in dict.fromkeys(m for m, _ in todo):
+        _probe(name, methods[name], context.x[:1], context.op)
+
+
 def _needs_sweep(test: str) -> bool:
     return bool(TESTS.entry(test).meta.get("needs_sweep", False))
 
@@ -221,6 +236,10 @@ def run(
     folder = Path(out) if out is not None else None
     if folder is not None:
         result.entries, result.timings = read_existing(folder, fingerprint(result.truth, label, options))
+    units = [(m, t) for m in methods for t in test_list]
+    context = UnitContext(x, op, options, make_operator, progress)
+    _prepare(context, methods, [u for u in units if u not in result.entries])  # before any file
+    if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         text = (
             config_text
@@ -240,11 +259,7 @@ def run(
                     del result.entries[key]  # arrays lost: redo the unit
                 elif arrays:
                     result.arrays[key] = arrays
-    context = UnitContext(x, op, options, make_operator, progress)
-    units = [(m, t) for m in methods for t in test_list]
     todo = [u for u in units if u not in result.entries]
-    for name in dict.fromkeys(m for m, _ in todo):
-        _probe(name, methods[name], x[:1], op)
     bar = tqdm(
         total=len(units),
         initial=len(units) - len(todo),
