@@ -20,16 +20,19 @@ Modules: :mod:`~stablerecon.operators.base` (the :class:`LinearOperator` contrac
 algebra: composition, scaling, adjoint, identity), :mod:`~stablerecon.operators.tensors`
 (tensor checks, dtype helpers, :class:`skip_finite_checks`), one module per forward model,
 :mod:`~stablerecon.operators.masks` (sampling patterns), :mod:`~stablerecon.operators.noise`
-(noise models), :mod:`~stablerecon.operators.nullspace` (range/null-space split) and
+(noise models), :mod:`~stablerecon.operators.nullspace` (range/null-space split),
+:mod:`~stablerecon.operators.perturbations` (operator perturbations, the inexact-input setting:
+families of perturbed operators ``A_E`` by name in :data:`PERTURBATIONS`) and
 :mod:`~stablerecon.operators.kinds` (the operator kinds of configs, :data:`OPERATOR_KINDS`, and
 :class:`OperatorSpec`).
 
 Imports: this package sits at the bottom of stablerecon; it may import nothing of stablerecon
 but :mod:`stablerecon.contracts`, :mod:`stablerecon.validation`, :mod:`stablerecon.files` and,
-for the operator kinds, :mod:`stablerecon.config_base` and :mod:`stablerecon.registry`.
+for the operator kinds and the perturbation families, :mod:`stablerecon.config_base` and
+:mod:`stablerecon.registry`.
 """
 
-from . import masks, noise, nullspace
+from . import masks, noise, nullspace, perturbations
 from .adapter import AdaptedOperator, as_linear_operator
 from .base import (
     AdjointOperator,
@@ -45,6 +48,19 @@ from .fourier import SubsampledFourier, centered_fft2, centered_ifft2
 from .hadamard import SubsampledWalshHadamard, fwht
 from .inpainting import Inpainting
 from .kinds import OPERATOR_KINDS, OperatorSpec, build_operator
+from .perturbations import (
+    PERTURBATIONS,
+    AdditiveLowRank,
+    AngleOffset,
+    KernelMismatch,
+    KSpaceDrop,
+    KSpaceJitter,
+    PerturbationFamily,
+    PerturbedOperator,
+    Rounding,
+    WalshDrop,
+    build_perturbation,
+)
 from .radon import FBP_FILTERS, Radon, clear_radon_cache
 from .tensors import skip_finite_checks
 
@@ -81,4 +97,16 @@ __all__ = [
     "build_operator",
     "as_linear_operator",
     "AdaptedOperator",
+    "perturbations",
+    "PERTURBATIONS",
+    "build_perturbation",
+    "PerturbationFamily",
+    "PerturbedOperator",
+    "AdditiveLowRank",
+    "KSpaceJitter",
+    "KSpaceDrop",
+    "WalshDrop",
+    "KernelMismatch",
+    "AngleOffset",
+    "Rounding",
 ]
