@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-all lint bench clean
+.PHONY: setup demo test test-slow test-all test-interop lint bench clean
 
 # `make test` runs ruff and every test but the long acceptance studies (marked `slow`);
 # `make test-slow` runs those; CI (`.ci/run`) runs both.
@@ -33,6 +33,26 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 test-all: test test-slow
+
+# `make test-interop` runs the DeepInverse interop tests and example in their own venv: deepinv
+# needs torchvision, whose wheels are pinned to one torch release each, so the pair goes in
+# first and `pip install -e ".[dev,deepinv]"` then finds torch already satisfied.
+DINV_VENV ?= .venv-deepinv
+DINV_TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DINV_PY := $(DINV_VENV)/bin/python
+DINV_STAMP := $(DINV_VENV)/.installed
+
+$(DINV_PY):
+	$(PYTHON) -m venv $(DINV_VENV)
+
+$(DINV_STAMP): $(DINV_PY) pyproject.toml
+	@$(DINV_PY) -c "import torch, torchvision" 2>/dev/null || $(DINV_PY) -m pip install $(DINV_TORCH_SPEC)
+	$(DINV_PY) -m pip install -e ".[dev,deepinv]"
+	@touch $(DINV_STAMP)
+
+test-interop: $(DINV_STAMP)
+	$(DINV_PY) -m pytest -q -p no:cacheprovider tests/interop
+	$(DINV_PY) examples/audit_deepinv_model.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,7 +6,9 @@ from the bottom of the import graph up (each part imports only parts above it in
 - :mod:`stablerecon.contracts` the ``Operator`` and ``Reconstructor`` protocols, capability
   detection, ``STABILITY_THRESHOLD``; :mod:`stablerecon.validation` argument checks;
   :mod:`stablerecon.config_base` the config machinery; :mod:`stablerecon.registry` the
-  extension-point tables;
+  extension-point tables, :mod:`stablerecon.targets` the user's own code named in configs;
+- :mod:`stablerecon.interop` DeepInverse physics and models in both directions (optional extra
+  ``stablerecon[deepinv]``);
 - :mod:`stablerecon.operators` forward models ``y = A x`` (Fourier/MRI, Walsh-Hadamard, Radon/CT,
   Gaussian compressed sensing, blur, inpainting, downsampling), noise models, the operator
   kinds of configs; :mod:`stablerecon.metrics` PSNR, SSIM, NMSE, relative error;
@@ -33,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-_SUBMODULES = ("contracts", "validation", "operators", "sparsity", "metrics", "data", "solvers", "nets",
-               "csc", "posterior", "training", "audit", "report", "config", "recipes", "registry", "runner")
+_SUBMODULES = ("contracts", "validation", "interop", "operators", "sparsity", "metrics", "data", "solvers",
+               "nets", "csc", "posterior", "training", "audit", "report", "config", "recipes", "registry",
+               "targets", "runner")
 
 __all__ = ["__version__", *_SUBMODULES]
 
