@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,30 +36,8 @@ from stablerecon.interop.deepinv import from_deepinv, method_from_deepinv, requi
 from stablerecon.metrics import psnr
 from stablerecon.operators import SubsampledFourier, masks
 
-
-def paired_times(fn: Callable[[], object], baseline: Callable[[], object],
-                 repeats: int) -> tuple[float, float]:
-    """Minimum wall times (seconds) of ``fn`` and ``baseline``, run alternately (slow drifts of
-    the machine's speed cancel out of their ratio; the minimum is the least noisy estimate)."""
-    fn(), baseline()
-    t_fn, t_base = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        t1 = time.perf_counter()
-        baseline()
-        t2 = time.perf_counter()
-        t_fn.append(t1 - t0)
-        t_base.append(t2 - t1)
-    return min(t_fn), min(t_base)
-
-
-def a_then_adjoint(op: object, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> object:
-        with torch.no_grad():
-            return op.A_adjoint(op.A(x))
-
-    return run
+sys.path.insert(0, str(Path(__file__).parent))
+from operators import a_then_adjoint, paired_times  # noqa: E402
 
 
 def main() -> None:
