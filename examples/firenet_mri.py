@@ -16,15 +16,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import stablerecon as sr  # noqa: E402
+from stablerecon.nets.firenet import firenet_sparsifier  # noqa: E402
 
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs")
 x = sr.data.image("shepp_logan_phantom", size=128)  # (1, 1, 128, 128) in [0, 1]
 op = sr.operators.SubsampledFourier(sr.operators.masks.variable_density(128, rate=0.25, seed=0))
 y = sr.operators.noise.add_gaussian(op.A(x), rel=0.02, seed=0)
 
-firenet = sr.nets.FIRENet(op)  # Haar wavelets, default lam / restarts / inner
+firenet = sr.nets.FIRENet(op)  # db4 wavelets, pivotal lam, 7 restarts x 6 layers
 plain = sr.solvers.SparseReconstructor("primal_dual", op, lam=firenet.lam, max_iter=firenet.layers,
-                                       ergodic=True)
+                                       sparsifier=firenet_sparsifier(op), ergodic=True)
 results = {
     "zero-filled": op.A_dagger(y).real,
     f"FIRENET ({firenet.layers} layers)": firenet(y),

@@ -157,3 +157,19 @@ def test_csc_benchmark_times_the_layer_against_a_convolution_and_resumes(tmp_pat
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     assert "speed: done" in again.stdout
     assert json.loads((tmp_path / "csc.json").read_text())["tasks"]["speed"] == speed
+
+
+@pytest.mark.slow
+def test_firenet_natural_writes_json_and_resumes(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(BENCH / "firenet_natural.py"), "--tasks", "timing", "--size", "32",
+           "--repeats", "1", "--out", str(tmp_path)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    payload = json.loads((tmp_path / "firenet_natural.json").read_text())
+    timing = payload["tasks"]["timing"]
+    assert timing["old"]["layers"] == 96 and timing["new"]["layers"] == 42
+    assert timing["ratio_forward"] > 0 and "ratio new/old" in first.stdout
+    assert not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "firenet_natural.json").write_text(json.dumps(payload | {"marker": 1}))
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    assert "done" in again.stdout
+    assert json.loads((tmp_path / "firenet_natural.json").read_text())["marker"] == 1

@@ -214,13 +214,13 @@ def test_firenet_on_a_foreign_operator_converges_geometrically(gaussian) -> None
     """Exactly Haar-sparse image (16 coefficients), noiseless Gaussian measurements (m = 100 of
     n = 256): the error falls by at least a factor 2 at every restart until it reaches 1e-6,
     as on Fourier, and exactly as on the stablerecon GaussianMatrix with the same matrix. The
-    window of (lam, p) is not the Fourier one: the defaults (2e-3, 8) stall at 0.8, lam = 0.1
-    with p = 16 divides the error by about e per restart."""
+    window of (lam, p) is not the Fourier one: the old Fourier defaults (2e-3, 8) stall at 0.8,
+    lam = 0.1 with p = 16 divides the error by about e per restart."""
     foreign, native = gaussian
     x = sr.data.haar_sparse(SIZE, block=4, dtype=torch.float64)
     y = foreign.A(x)
-    net = FIRENet(foreign, lam=0.1, inner=16, restarts=16)
     wavelet = sr.sparsity.Wavelet("haar", size=SIZE)
+    net = FIRENet(foreign, wavelet, lam=0.1, inner=16, restarts=16)
     errors: dict[str, list[float]] = {"foreign": [], "native": []}
     for key, op in (("foreign", foreign), ("native", native)):
         sr.solvers.restarted_primal_dual(y, op, wavelet, net.lam, restarts=net.restarts, inner=net.inner,

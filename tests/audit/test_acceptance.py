@@ -39,8 +39,9 @@ def _demo_method(name: str, op: object) -> torch.nn.Module:
 def test_firenet_in_its_stable_setting_amplifies_at_most_three(op) -> None:  # type: ignore[no-untyped-def]
     """FIRENET with lam 1e-2 and 5 steps per restart (the setting of its own acceptance tests,
     as in the demo) on a held-out ellipse phantom and camera, at every default budget with the
-    default search effort. Measured but not asserted (see the demo report): FIRENET's more
-    accurate defaults (lam 2e-3, p 8) reach about 4 and TV about 3.3-4.4 at 0.5-1% budgets."""
+    default search effort. Measured but not asserted (see the demo report): FIRENET's old,
+    more accurate defaults (Haar, lam 2e-3, p 8) reached about 4 and TV about 3.3-4.4 at 0.5-1%
+    budgets."""
     method = _demo_method("FIRENET (lam 1e-2, p 5)", op)
     x = torch.cat([sr.data.ellipses(1, SIZE, seed=100), sr.data.image("camera", size=SIZE)])
     res = worst_case(method, op.A(x), op, budgets=BUDGETS, steps=40, restarts=1, seed=0)

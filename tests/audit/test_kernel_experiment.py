@@ -60,7 +60,7 @@ def test_accuracy_on_the_pair_forces_instability(name: str, one_thread) -> None:
     assert float(res.direct[0]) >= bound * (1 - 1e-4)
     assert float(res.search[0]) >= 0.5 * bound
     # FIRENET in its stable setting (lam 1e-2, 5 steps per restart, as in the demo); its more
-    # accurate defaults (lam 2e-3, p 8) measure 3.5-3.7 here, reported by the benchmark
+    # accurate old defaults (Haar, lam 2e-3, p 8) measured 3.5-3.7 here, reported by the benchmark
     firenet = sr.nets.FIRENet(op, lam=1e-2, inner=5)
     stable = worst_case(firenet, op.A(x_star), op, budgets=[float(res.budget[0])], steps=30, restarts=1)
     assert float(stable.amplification[0, 0]) <= 3.0
