@@ -36,9 +36,10 @@ from operators import paired_times  # noqa: E402
 from stablerecon.config import TrainingConfig, load_yaml  # noqa: E402
 from stablerecon.training import TrainingData, build_model  # noqa: E402
 
-# the training presets (the kernel-experiment configs train with a fixed pair and are not presets)
+# the training presets (the kernel-experiment configs train with a fixed pair and are not presets;
+# audit_*.yaml are audit configs)
 CONFIGS = sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")
-                 if not p.name.startswith("kernel_"))
+                 if not p.name.startswith(("kernel_", "audit_")))
 
 
 def measure(cfg: TrainingConfig, batch: int, repeats: int) -> dict:

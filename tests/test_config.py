@@ -23,7 +23,9 @@ from stablerecon.operators import Radon, SubsampledFourier, SubsampledWalshHadam
 from stablerecon.training import train
 
 CONFIGS = Path(__file__).parents[1] / "configs"
-PRESETS = sorted(CONFIGS.glob("*.yaml"))
+#: Training presets; ``audit_*.yaml`` are example audit configs (checked below as AuditConfig).
+PRESETS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.stem.startswith("audit_"))
+AUDIT_PRESETS = sorted(CONFIGS.glob("audit_*.yaml"))
 
 
 def _error(data: Any) -> str:
@@ -61,6 +63,17 @@ def test_preset_loads_with_the_values_written_in_it(path: Path) -> None:
     assert validate(TrainingConfig, yaml.safe_load(yaml.safe_dump(cfg.model_dump()))) == cfg
     if cfg.model.kind != "csc":  # the CSC denoiser has no U-Net (any image size)
         assert cfg.operator.size % 2**cfg.model.unet.depth == 0
+
+
+@pytest.mark.parametrize("path", AUDIT_PRESETS, ids=[p.stem for p in AUDIT_PRESETS])
+def test_audit_preset_loads_with_the_values_written_in_it(path: Path) -> None:
+    from stablerecon.config import AuditConfig
+
+    cfg = load_yaml(path, AuditConfig)
+    raw = yaml.safe_load(path.read_text())
+    _assert_subset(raw["options"], cfg.options.model_dump(), "options")
+    assert cfg.tests == raw["tests"] and [m.name for m in cfg.methods] == [m["name"] for m in raw["methods"]]
+    assert cfg.name == path.stem
 
 
 def test_unet_preset_is_postprocessing() -> None:

@@ -1,6 +1,7 @@
 """The stability audit: how accurate and how stable is a reconstruction method?
 
-What lives here: one module per test (``accuracy``, ``perturbation``, ``kernel``, ``detail``),
+What lives here: one module per test (``accuracy``, ``perturbation``, ``kernel``, ``detail``,
+``inexact``),
 the test registry ``TESTS`` (``registry``), the audit's options (``options``), the suite
 ``run`` (``suite``), the result record with its summary and verdicts (``result``), and its files
 (``arrays``, ``store``). It may import ``contracts``, ``validation``, ``config_base``,
@@ -21,6 +22,19 @@ any operator with ``A`` / ``A_adjoint`` can be audited.
   hallucination and the troublesome-kernel Lipschitz bound;
 - :func:`detail_test`: the fraction of a small inserted detail a method recovers;
 - :func:`sampling_sweep`: accuracy at sampling rates other than the one a method was built for;
+- :func:`operator_perturbation` (test ``operator``): the inexact-input setting. The method is
+  handed a perturbed operator ``A_E = family(theta)`` of a family of
+  :mod:`stablerecon.operators.perturbations` (``options.operator.family``; default per operator:
+  ``kspace_jitter`` for Fourier line masks, ``additive`` for other Fourier masks and any other
+  operator, ``kernel`` for blur, ``angle_offset`` for Radon) with ``||A_E - A|| <= r ||A||``,
+  ``r`` in ``(0, 1]``. Case ``given``: data ``y = A x``, the method given ``A_E``,
+  ``||f(y, A_E) - f(y, A)||``; case ``mismatch``: data ``y_E = A_E x``, the method given ``A``,
+  ``||f(y_E, A) - f(y, A)||``. Worst case per image by projected gradient ascent over ``theta``
+  (gradient-free for non-differentiable methods, greedy for discrete families), random
+  ``theta`` of the same size beside it; amplification in units of ``||A_E - A|| ||x||``. A
+  method whose output does not change when given ``A_E`` is flagged (``ignores_op``), not called
+  stable. Not a default test (``default=False``: about twice the cost of ``worst_case``): name it
+  in ``tests``;
 - :func:`run`: all of them for several methods side by side, saved incrementally (resumable)
   with an HTML report; :func:`load` reads a saved audit back.
 
@@ -42,8 +56,9 @@ True
 from .accuracy import AccuracyResult, accuracy
 from .arrays import slug
 from .detail import DetailResult, SamplingResult, detail_test, sampling_sweep
+from .inexact import OperatorPerturbationResult, default_family, make_family, operator_perturbation
 from .kernel import KernelResult, KernelSplit, PairBoundResult, kernel_split, kernel_test, pair_bound
-from .options import AuditOptions, DetailTestConfig, KernelTestConfig
+from .options import AuditOptions, DetailTestConfig, KernelTestConfig, OperatorTestConfig
 from .perturbation import (
     PenalisedResult,
     RandomNoiseResult,
@@ -69,6 +84,7 @@ __all__ = [
     "AuditOptions",
     "KernelTestConfig",
     "DetailTestConfig",
+    "OperatorTestConfig",
     "RESULTS_SCHEMA",
     "slug",
     "accuracy",
@@ -89,6 +105,10 @@ __all__ = [
     "DetailResult",
     "sampling_sweep",
     "SamplingResult",
+    "operator_perturbation",
+    "OperatorPerturbationResult",
+    "default_family",
+    "make_family",
     "not_rare",
     "is_differentiable",
     "batch_norm",

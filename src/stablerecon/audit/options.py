@@ -6,11 +6,12 @@ These are the ``options:`` of an audit config (:class:`stablerecon.config.AuditC
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ..config_base import (
+    FieldErrors,
     NonNegativeFloat,
     NonNegativeInt,
     NonzeroFloat,
@@ -19,8 +20,9 @@ from ..config_base import (
     Rate,
     StrictModel,
 )
+from ..operators.perturbations import PERTURBATIONS
 
-__all__ = ["AuditOptions", "KernelTestConfig", "DetailTestConfig"]
+__all__ = ["AuditOptions", "KernelTestConfig", "DetailTestConfig", "OperatorTestConfig"]
 
 
 class KernelTestConfig(StrictModel):
@@ -48,6 +50,53 @@ class DetailTestConfig(StrictModel):
     noise: NonNegativeFloat = 0.0
 
 
+class OperatorTestConfig(StrictModel):
+    """The ``operator`` test (perturbed forward operators, the inexact-input setting).
+
+    ``family``: a name of :data:`~stablerecon.operators.perturbations.PERTURBATIONS`
+    (``kspace_jitter``, ``additive``, ``kernel``, ``angle_offset``, ``kspace_drop``, ...);
+    ``None`` picks one per operator (``SubsampledFourier``: ``kspace_jitter`` if its mask samples
+    whole lines, else ``additive``; ``Blur``: ``kernel``; ``Radon``: ``angle_offset``; any other:
+    ``additive``). The family's own options sit beside it (``{family: additive, rank: 2}``) and
+    are validated by the family's params model. ``budgets``: relative operator budgets
+    ``||A_E - A|| <= r ||A||``, each in ``(0, 1]`` (default: the audit's ``budgets``, which must
+    then lie in ``(0, 1]``). ``cases``: ``given`` (data ``y = A x``, the method given ``A_E``)
+    and/or ``mismatch`` (data ``y_E = A_E x``, the method given ``A``). ``steps``, ``restarts``,
+    ``draws``: effort of the search and random draws per budget (default: the audit's).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    family: str | None = None
+    budgets: list[Rate] | None = Field(default=None, min_length=1)
+    cases: list[Literal["given", "mismatch"]] = Field(default_factory=lambda: ["given", "mismatch"],
+                                                        min_length=1)
+    steps: PositiveInt | None = None
+    restarts: PositiveInt | None = None
+    draws: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _family_options(self) -> OperatorTestConfig:
+        extra = dict(self.__pydantic_extra__ or {})
+        if len(set(self.cases)) != len(self.cases):
+            raise FieldErrors([("cases", f"must be distinct, got {self.cases}")])
+        if self.family is None:
+            if extra:
+                raise FieldErrors([(k, f"is an option of a perturbation family: set 'family' (one of "
+                                   f"{list(PERTURBATIONS)})") for k in sorted(extra)])
+            return self
+        if self.family not in PERTURBATIONS:
+            raise FieldErrors([("family", PERTURBATIONS.unknown(self.family))])
+        params = PERTURBATIONS.params_of(self.family, extra)
+        object.__setattr__(self, "__pydantic_extra__", params.model_dump())
+        return self
+
+    @property
+    def family_options(self) -> dict[str, Any]:
+        """The family's own options (validated, defaults filled in)."""
+        return dict(self.__pydantic_extra__ or {})
+
+
 class AuditOptions(StrictModel):
     """Settings of the stability audit (:func:`stablerecon.audit.run`).
 
@@ -59,7 +108,8 @@ class AuditOptions(StrictModel):
     step of the gradient-free search); ``reference``: ``output`` (change of the output) or
     ``truth`` (error against the ground truth). ``draws``: random perturbations per budget.
     ``not_rare_scale`` / ``not_rare_draws``: noise of norm ``scale * ||e||`` added to the worst
-    perturbation. ``rates``: sampling rates of the sweep. ``seed``: every random draw (the
+    perturbation. ``operator``: the ``operator`` test (:class:`OperatorTestConfig`). ``rates``:
+    sampling rates of the sweep. ``seed``: every random draw (the
     same for every method, so methods see the same noise and starts). ``tradeoff``: method
     names in order of increasing regularisation (e.g. training jitter 0, low, high); the report
     states whether clean PSNR falls and the worst-case change falls along it, as the
@@ -79,6 +129,7 @@ class AuditOptions(StrictModel):
     not_rare_draws: PositiveInt = 5
     kernel: KernelTestConfig = KernelTestConfig()
     detail: DetailTestConfig = DetailTestConfig()
+    operator: OperatorTestConfig = OperatorTestConfig()
     rates: list[Rate] = Field(
         default_factory=lambda: [0.125, 0.25, 0.4, 0.55], min_length=1)
     seed: NonNegativeInt = 0

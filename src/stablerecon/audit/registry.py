@@ -26,6 +26,7 @@ after which ``tests: [my_test]`` is valid in an audit config, ``stablerecon list
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from ..operators.nullspace import kernel_split
 from ..registry import Registry
 from .accuracy import accuracy
 from .detail import detail_test, sampling_sweep
+from .inexact import check_operator_budgets, make_family, operator_perturbation
 from .kernel import kernel_test
 from .options import AuditOptions
 from .perturbation import batch_norm, not_rare, random_noise, worst_case
@@ -67,8 +69,9 @@ TESTS: Registry[Unit] = Registry("audit test")
 
 
 def default_tests() -> list[str]:
-    """Every registered test name, in order (the default ``tests`` of an audit config)."""
-    return list(TESTS)
+    """The registered test names, in order, but those registered with ``default=False``
+    (``operator``): the default ``tests`` of an audit config and of :func:`~stablerecon.audit.run`."""
+    return [t for t in TESTS if TESTS.entry(t).meta.get("default", True)]
 
 
 def _tolist(t: Tensor) -> Any:
@@ -202,3 +205,63 @@ def _sampling(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], 
     built = getattr(ctx.op, "rate", None)
     return ({"rates": res.rates, "built_rate": float(built) if isinstance(built, float) else None,
              "psnr": _tolist(res.psnr), "ssim": _tolist(res.ssim), "nmse": _tolist(res.nmse)}, {})
+
+
+def _operator_prepare(ctx: UnitContext) -> None:
+    """The perturbation family of ``options.operator`` built for the operator and its budgets
+    checked, once per audit, before any method runs: an incompatible family (e.g.
+    ``angle_offset`` on a Fourier operator) or a budget outside ``(0, 1]`` fails here, naming
+    the field."""
+    if "operator" in ctx.cache:
+        return
+    spec, opts = ctx.options.operator, ctx.options
+    if spec.budgets is not None:
+        budgets = list(spec.budgets)
+    else:
+        try:
+            budgets = check_operator_budgets(opts.budgets, "options.budgets")
+        except ValueError as err:
+            raise ValueError(f"{err}; operator budgets are relative to ||A|| and must lie in (0, 1]: set "
+                             "options.operator.budgets") from None
+    family = make_family(ctx.op, spec.family, **spec.family_options)
+    ctx.cache["operator"] = (family, budgets)
+
+
+def _finite(t: Tensor) -> list[list[float | None]]:
+    return [[v if math.isfinite(v) else None for v in row] for row in _tolist(t)]
+
+
+@TESTS.register("operator", summary="perturbed forward operators ||A_E - A|| <= r ||A|| (inexact input): "
+                "the method given A_E on A x, and given A on A_E x; worst case and random, in units of "
+                "||A_E - A|| ||x||", prepare=_operator_prepare, default=False)
+def _operator(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    _operator_prepare(ctx)
+    family, budgets = ctx.cache["operator"]
+    spec, opts = ctx.options.operator, ctx.options
+    res = operator_perturbation(
+        method, ctx.x, family, budgets, cases=spec.cases, steps=spec.steps or opts.steps,
+        restarts=spec.restarts or opts.restarts, step_size=opts.step_size, directions=opts.directions,
+        draws=spec.draws or opts.draws, seed=opts.seed, progress=ctx.progress)
+    values: dict[str, Any] = {
+        "family": res.family, "distance_kind": res.distance_kind, "continuous": res.continuous,
+        "budgets": res.budgets, "cases": res.cases, "ignores_op": res.ignores_op, "steps": res.steps,
+        "restarts": res.restarts, "draws": res.draws, "norm": float(family.op.norm()),
+    }
+    arrays: dict[str, Tensor] = {}
+    for case in res.cases:
+        if case not in res.error:  # the method ignores op: the given case is not measured
+            values[case] = None
+            continue
+        values[case] = {
+            "gradient_free": res.gradient_free[case],
+            "error": _tolist(res.error[case]),
+            "relative_error": _tolist(res.relative_error[case]),
+            "distance": _tolist(res.distance[case]),
+            "amplification": _finite(res.amplification[case]),
+            "random_mean_error": _tolist(res.random_mean_error[case]),
+            "random_max_error": _tolist(res.random_max_error[case]),
+            "random_relative_mean_error": _tolist(res.random_mean_error[case] / res.reference_norm),
+            "random_mean_amplification": _finite(res.random_mean_amplification[case]),
+        }
+        arrays[f"theta_{case}"] = res.theta[case]
+    return values, arrays

@@ -27,7 +27,7 @@ from ..files import write_atomic, write_json
 from .arrays import save_arrays
 from .options import AuditOptions
 
-__all__ = ["AuditResult", "RESULTS_SCHEMA", "fingerprint", "operator_label"]
+__all__ = ["AuditResult", "RESULTS_SCHEMA", "fingerprint", "operator_label", "operator_summary"]
 
 #: Version of the ``results.json`` layout.
 RESULTS_SCHEMA = 1
@@ -91,6 +91,9 @@ class AuditResult:
             de = self.get(m, "detail")
             if de:
                 row["detail_recovered"] = min(de["recovered"])
+            op_entry = self.get(m, "operator")
+            if op_entry:
+                row.update(operator_summary(op_entry))
             sa = self.get(m, "sampling")
             if sa:
                 row["sampling_psnr"] = [_mean(p) for p in sa["psnr"]]
@@ -116,6 +119,8 @@ class AuditResult:
                 ratio = row.get("adversarial_over_random")
                 vs = f", {ratio:.1f}x random noise" if ratio is not None else ""
                 parts.append(f"unstable: worst-case amplification {amp:.2f} > {limit}{vs}{search}")
+        if "operator_family" in row:
+            parts.append(_operator_verdict(row))
         rec = row.get("detail_recovered")
         if rec is not None:
             c = self.options.detail.contrast * 255
@@ -166,6 +171,41 @@ class AuditResult:
 
 def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values))
+
+
+def _finite_max(rows: Sequence[Sequence[float | None]]) -> float | None:
+    values = [v for row in rows for v in row if v is not None]
+    return max(values) if values else None
+
+
+def operator_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """The summary fields of an ``operator`` entry: the family, whether the method ignores its
+    ``op`` argument, and per measured case the largest amplification (units ``||A_E - A|| ||x||``,
+    over budgets and images; ``None`` where no perturbation fits, e.g. a drop under ``r < 1``)."""
+    row: dict[str, Any] = {"operator_family": entry["family"], "operator_ignores_op": entry["ignores_op"]}
+    for case in entry["cases"]:
+        values = entry.get(case)
+        if values:
+            row[f"operator_amplification_{case}"] = _finite_max(values["amplification"])
+    return row
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _operator_verdict(row: dict[str, Any]) -> str:
+    text = f"operator perturbation ({row['operator_family']}): worst amplification"
+    cases = []
+    if "operator_amplification_given" in row:
+        cases.append(f"{_fmt(row['operator_amplification_given'])} given A_E")
+    if "operator_amplification_mismatch" in row:
+        cases.append(f"{_fmt(row['operator_amplification_mismatch'])} on data measured with A_E")
+    text += (" " + ", ".join(cases) + " (per ||A_E - A|| ||x||)") if cases else " not measured"
+    if row["operator_ignores_op"]:
+        text += ("; IGNORES its op argument: its output did not change when given A_E, so it cannot "
+                 "react to A_E (the given-A_E case is not measured, not 'perfectly stable')")
+    return text
 
 
 def _built_rate_index(entry: dict[str, Any]) -> int | None:

@@ -29,7 +29,7 @@ from ..files import write_atomic, write_json
 from ..validation import budgets as check_budgets
 from .arrays import load_arrays, save_arrays, slug
 from .options import AuditOptions
-from .registry import TESTS, UnitContext
+from .registry import TESTS, UnitContext, default_tests
 from .result import AuditResult, fingerprint, operator_label
 from .store import options_yaml, read_existing
 
@@ -143,7 +143,7 @@ def _needs_sweep(test: str) -> bool:
 
 def _check_tests(tests: Sequence[str] | None, has_sweep: bool) -> list[str]:
     if tests is None:
-        return [t for t in TESTS if has_sweep or not _needs_sweep(t)]
+        return [t for t in default_tests() if has_sweep or not _needs_sweep(t)]
     if isinstance(tests, str):
         tests = [tests]
     unknown = [t for t in tests if t not in TESTS]
@@ -182,8 +182,9 @@ def run(
     images:
         Ground-truth images ``(B, C, H, W)`` in ``[0, 1]``, or a mapping of names to images.
     tests:
-        Names from :data:`~stablerecon.audit.registry.TESTS` (default: all; those that sweep the
-        sampling rate only with ``make_operator``).
+        Names from :data:`~stablerecon.audit.registry.TESTS` (default:
+        :func:`~stablerecon.audit.registry.default_tests`, every test but ``operator``; those that
+        sweep the sampling rate only with ``make_operator``).
     budgets:
         Relative perturbation budgets (shortcut for ``options.budgets``; the report budget
         becomes 2% if listed, else the middle one).

@@ -34,6 +34,7 @@ __all__ = [
     "accuracy_stability",
     "kernel_and_detail",
     "sampling_curves",
+    "operator_curves",
 ]
 
 
@@ -256,6 +257,35 @@ def sampling_curves(result: AuditResult) -> Figure | None:
     return fig
 
 
+def operator_curves(result: AuditResult) -> Figure | None:
+    """The ``operator`` test: relative output change against the operator budget
+    ``||A_E - A|| <= r ||A||``, worst case (solid) and random perturbations of the same size
+    (dashed), mean over images; left the method given ``A_E`` on ``A x``, right given ``A`` on
+    ``A_E x``. A method that ignores its ``op`` argument has no left curve."""
+    methods = [m for m in result.methods if (m, "operator") in result.entries]
+    if not methods:
+        return None
+    titles = {"given": "given A_E, data A x", "mismatch": "given A, data A_E x (mismatch)"}
+    cases = [c for c in titles if any(c in result.entries[(m, "operator")]["cases"] for m in methods)]
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4), squeeze=False)
+    for ax, case in zip(axes[0], cases, strict=True):
+        for m, colour in zip(methods, _colours(len(methods)), strict=True):
+            e = result.entries[(m, "operator")]
+            values = e.get(case)
+            if not values:
+                if case in e["cases"]:
+                    ax.plot([], [], color=colour, label=f"{m} (ignores op)")
+                continue
+            budgets = 100 * np.asarray(e["budgets"])
+            ax.plot(budgets, [_mean(v) for v in values["relative_error"]], "-o", color=colour, label=m)
+            ax.plot(budgets, [_mean(v) for v in values["random_relative_mean_error"]], "--", color=colour,
+                    alpha=0.7)
+        _label(ax, "operator budget ||A_E - A|| / ||A|| [%]", "||f - f(y, A)|| / ||f(y, A)||",
+               f"{titles[case]}\nworst (solid), random (dashed)", legend=8)
+    fig.tight_layout()
+    return fig
+
+
 #: The report's figures: file stem -> (drawing function, caption).
 FIGURES: dict[str, tuple[Callable[[Any], Figure | None], str]] = {
     "error_curves": (
@@ -279,6 +309,12 @@ FIGURES: dict[str, tuple[Callable[[Any], Figure | None], str]] = {
         "recovers, and how it treats a detail in the kernel of the operator.",
     ),
     "sampling": (sampling_curves, "Accuracy at sampling rates above and below the audited one."),
+    "operator_curves": (
+        operator_curves,
+        "Perturbed forward operators (inexact input): output change against the operator budget "
+        "||A_E - A|| / ||A||, the worst case found (solid) and random perturbations of the same size "
+        "(dashed); left, the method given A_E on data A x; right, given A on data A_E x.",
+    ),
 }
 
 

@@ -88,6 +88,71 @@ def _kernel_rows(result: AuditResult) -> list[dict[str, Any]]:
     return rows
 
 
+#: How the report names the cases of the ``operator`` test.
+CASE_LABELS = {
+    "given": "given A_E (data A x)",
+    "mismatch": "mismatch (data A_E x, given A)",
+}
+
+
+def _operator_rows(result: AuditResult) -> list[dict[str, Any]]:
+    """One row per method x case x budget of the ``operator`` test (a single row for a case the
+    method cannot react to)."""
+    rows = []
+    for m in result.methods:
+        e = result.entries.get((m, "operator"))
+        if not e:
+            continue
+        for case in e["cases"]:
+            values = e.get(case)
+            if values is None:
+                rows.append({"method": m, "case": CASE_LABELS[case], "budget": "all", "ignored": True})
+                continue
+            for k, b in enumerate(e["budgets"]):
+                amps = [a for a in values["amplification"][k] if a is not None]
+                ramps = [a for a in values["random_mean_amplification"][k] if a is not None]
+                worst, rand = _mean(values["error"][k]), _mean(values["random_mean_error"][k])
+                rows.append({
+                    "method": m, "case": CASE_LABELS[case], "budget": f"{100 * b:g}%", "ignored": False,
+                    "distance": _mean(values["distance"][k]) / max(e["norm"], 1e-300),
+                    "worst": _mean(values["relative_error"][k]),
+                    "random": _mean(values["random_relative_mean_error"][k]),
+                    "ratio": worst / rand if rand > 0 else None,
+                    "amplification": max(amps) if amps else None,
+                    "random_amplification": _mean(ramps) if ramps else None,
+                    "search": "gradient-free" if values["gradient_free"] else "gradient ascent",
+                })
+    return rows
+
+
+def _operator_findings(result: AuditResult) -> list[str]:
+    entries = {m: result.entries[(m, "operator")] for m in result.methods
+               if (m, "operator") in result.entries}
+    if not entries:
+        return []
+    family = next(iter(entries.values()))["family"]
+    parts, ignoring = [], []
+    for m, e in entries.items():
+        cases = []
+        for case in e["cases"]:
+            values = e.get(case)
+            amps = [a for row in values["amplification"] for a in row if a is not None] if values else []
+            if amps:
+                cases.append(f"{max(amps):.3g} {CASE_LABELS[case].split(' (')[0]}")
+        if e["ignores_op"]:
+            ignoring.append(m)
+        if cases:
+            parts.append(f"{m} {' / '.join(cases)}")
+    notes = [f"Operator perturbations ({family}, ||A_E - A|| <= r ||A||): largest amplification in units of "
+             f"||A_E - A|| ||x||: " + ("; ".join(parts) if parts else "none measured") + "."]
+    if ignoring:
+        notes.append(f"{', '.join(ignoring)} ignored the operator it was given: the output did not change "
+                     f"when given A_E instead of A, so the method only ever uses the nominal operator and "
+                     f"cannot react to A_E. Its given-A_E case is not measured (this is not stability); the "
+                     f"mismatch case (data measured with A_E) is.")
+    return notes
+
+
 def findings(result: AuditResult) -> list[str]:
     """Plain-sentence findings drawn from the numbers: the most accurate and the most stable
     method, the images on which one method keeps a small detail that another loses, the kernel
@@ -140,6 +205,7 @@ def findings(result: AuditResult) -> list[str]:
             f"Kernel identity ||f(Ax) - x|| + ||f(A(x+z0)) - (x+z0)|| >= ||z0||: smallest gap "
             f"{worst:.3g} over all methods and images ({'holds' if worst >= -1e-3 else 'VIOLATED'})."
         )
+    notes += _operator_findings(result)
     notes += _tradeoff_findings(result)
     worse = [r["method"] for r in rows if "worse with more samples" in r["verdict"]]
     if worse:
@@ -171,6 +237,15 @@ def _tradeoff_findings(result: AuditResult) -> list[str]:
         "NOT reproduced: more regularisation did not make the method both less accurate and more stable")
     return [f"Accuracy-stability trade-off along {' -> '.join(chain)}: " + "; ".join(parts)
             + f". The theory's ordering is {verdict}."]
+
+
+def _operator_info(result: AuditResult) -> dict[str, Any] | None:
+    e = next((result.entries[(m, "operator")] for m in result.methods if (m, "operator") in result.entries),
+             None)
+    if e is None:
+        return None
+    return {"family": e["family"], "distance_kind": e["distance_kind"], "steps": e["steps"],
+            "restarts": e["restarts"], "draws": e["draws"]}
 
 
 def report_budget(result: AuditResult) -> str:
@@ -215,6 +290,8 @@ def render_html(
         summary=result.summary(),
         budget_rows=_budget_rows(result),
         kernel_rows=_kernel_rows(result),
+        operator_rows=_operator_rows(result),
+        operator_info=_operator_info(result),
         figures=embedded,
         methods=methods_info,
         notes=notes or [],

@@ -62,12 +62,20 @@ class JitteredFourier(PerturbedOperator):
     are the ``L x n`` centred DFT rows of the nominal and the shifted lines along the phase-encode
     axis, ``F_r`` the unitary centred DFT along the readout. At ``theta = 0`` the correction is
     exactly zero, so ``A_E`` equals the nominal operator bit for bit. ``A_dagger`` is the adjoint
-    of ``A_E`` (the exact pseudo-inverse for integer offsets onto distinct free lines)."""
+    of ``A_E`` (the exact pseudo-inverse for integer offsets onto distinct free lines). ``norm()``
+    is exact and cheap: ``||A_E|| = ||M_E||_2`` (an ``L x n`` SVD), since ``F_r`` is unitary."""
 
     def __init__(self, nominal: SubsampledFourier, theta: torch.Tensor, delta: torch.Tensor,
                  geometry: LineGeometry) -> None:
         super().__init__(nominal, theta, KSpaceJitter.name)
         self.delta, self.geometry = delta, geometry
+
+    def _exact_norm(self) -> float:
+        g = self.geometry
+        with torch.no_grad():
+            eye = torch.eye(g.n, dtype=torch.complex128, device=self.delta.device)
+            rows = _centred_dft_1d(eye, 0)[g.lines.to(self.delta.device)]  # M: the nominal lines
+            return float(torch.linalg.matrix_norm(rows + self.delta.detach(), ord=2))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.geometry
