@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from .config import TrainingConfig
 from .data import TrainingData
 from .runs import RunResult, check_run_dir, checkpoint_name, prune, write_run_config
 
-__all__ = ["train", "TrainResult", "learning_rate", "evaluate", "RESULTS_SCHEMA"]
+__all__ = ["train", "TrainResult", "learning_rate", "evaluate", "BatchSource", "RESULTS_SCHEMA"]
 
 RESULTS_SCHEMA = 1
 
@@ -37,20 +38,44 @@ def learning_rate(config: TrainingConfig, step: int) -> float:
     return floor + 0.5 * (t.lr - floor) * (1.0 + math.cos(math.pi * step / max(1, total)))
 
 
+class BatchSource(Protocol):
+    """What :func:`train` draws data from (:class:`~stablerecon.training.TrainingData` is one):
+    ``batch(step, batch_size) -> (x, y)``, a pure function of the step (for bitwise resume), and
+    ``validation() -> (x, y)``, a fixed set."""
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def validation(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def _mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.mean((x_hat - x) ** 2)
+
+
 @torch.no_grad()
 def evaluate(method: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
-    """Mean PSNR and SSIM (data range 1) of ``method`` on images ``x`` from measurements ``y``."""
+    """Mean PSNR and SSIM (data range 1) of ``method`` on images ``x`` from measurements ``y``.
+
+    Targets that are not images ``(B, C, H, W)`` (e.g. vectors ``(B, N)``) get the PSNR of the
+    mean squared error over the whole set, ``-10 log10(MSE)``, and SSIM ``nan``."""
     was_training = method.training
     method.eval()
     values: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": []}
+    image = x.ndim == 4
     try:
         for start in range(0, x.shape[0], batch_size):
             sl = slice(start, start + batch_size)
             x_hat = method(y[sl])
-            values["psnr"].append(psnr(x_hat, x[sl], data_range=1.0))
-            values["ssim"].append(ssim(x_hat, x[sl], data_range=1.0))
+            if image:
+                values["psnr"].append(psnr(x_hat, x[sl], data_range=1.0))
+                values["ssim"].append(ssim(x_hat, x[sl], data_range=1.0))
+            else:
+                values["psnr"].append(((x_hat - x[sl]) ** 2).reshape(x_hat.shape[0], -1).sum(1))
     finally:
         method.train(was_training)
+    if not image:
+        mse = float(torch.cat(values["psnr"]).sum()) / max(1, x[0].numel() * x.shape[0])
+        return {"psnr": -10.0 * math.log10(max(mse, 1e-300)), "ssim": float("nan")}
     return {k: float(torch.cat(v).mean()) for k, v in values.items()}
 
 
@@ -67,7 +92,9 @@ class TrainResult(RunResult):
 
 
 def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, resume: bool = True,
-          progress: bool = True, device: str | torch.device = "cpu") -> TrainResult:
+          progress: bool = True, device: str | torch.device = "cpu", model: nn.Module | None = None,
+          data: BatchSource | None = None,
+          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
     """Train the network a config describes, checkpointing into ``run_dir``.
 
     Each step draws a fresh batch (a pure function of the seed and the step, see
@@ -97,6 +124,14 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
         Show a tqdm bar with loss, batch PSNR and the last validation PSNR.
     device:
         Torch device to train on.
+    model, data, loss:
+        Generic use beyond the config's networks and phantoms: a network to train instead of
+        the one ``config.model`` describes (seeded by the caller; called as ``model(y)``; its
+        weights are checkpointed and loaded back into it at the end), a
+        :class:`BatchSource` instead of ``config.data``, and a loss ``loss(x_hat, x)`` instead
+        of the mean squared error. ``config.train`` and ``config.seed`` still rule the
+        optimisation. The run folder records only the config, so resuming with other
+        overrides is the caller's mistake; the class of a given ``model`` is checked.
     """
     cfg = config_of(config, TrainingConfig)
     run = Path(run_dir)
@@ -106,10 +141,13 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
 
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
-    op = cfg.operator.build()
-    model = build_model(cfg, op).to(device)
+    custom = model is not None
+    op = cfg.operator.build() if model is None or data is None else None
+    model = (model if custom else build_model(cfg, op)).to(device)
+    model_class = type(model).__qualname__ if custom else None
+    loss_fn = _mse if loss is None else loss
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    data = TrainingData(cfg.data, op, seed=cfg.seed)
+    data = TrainingData(cfg.data, op, seed=cfg.seed) if data is None else data
     x_val, y_val = data.validation()
     x_val, y_val = x_val.to(device), y_val.to(device)
 
@@ -123,6 +161,9 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
         ck = read_checkpoint(latest)
         if ck.config != cfg:
             raise CheckpointError(f"checkpoint {str(latest)!r} was written by a different config")
+        if ck.meta.get("model_class") != model_class:
+            raise CheckpointError(f"checkpoint {str(latest)!r} holds a {ck.meta.get('model_class')!r} "
+                                  f"model, not {model_class!r}")
         ck.load_into(model)
         ck.restore_optimizer(optimizer)
         epoch, step_in_epoch = ck.meta["epoch"], ck.meta["step_in_epoch"]
@@ -133,7 +174,8 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
     def info(**extra: Any) -> dict[str, Any]:
         return {"epoch": epoch, "step_in_epoch": step_in_epoch,
                 "global_step": epoch * t.steps_per_epoch + step_in_epoch, "seconds": seconds,
-                "history": history, "best": best, "since_best": since_best, "epoch_losses": losses, **extra}
+                "history": history, "best": best, "since_best": since_best, "epoch_losses": losses,
+                **({"model_class": model_class} if custom else {}), **extra}
 
     def write_results(completed: bool, stopped_early: bool) -> None:
         doc = {"schema": RESULTS_SCHEMA, "name": cfg.name, "completed": completed,
@@ -157,16 +199,16 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
                     group["lr"] = lr
                 x, y = data.batch(g, t.batch_size)
                 x, y = x.to(device), y.to(device)
-                loss = torch.mean((model(y) - x) ** 2)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss is {float(loss)} at step {g}; lower train.lr "
+                value = loss_fn(model(y), x)
+                if not torch.isfinite(value):
+                    raise FloatingPointError(f"training loss is {float(value)} at step {g}; lower train.lr "
                                              f"or set train.grad_clip")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 if t.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 optimizer.step()
-                losses.append(float(loss.detach()))
+                losses.append(float(value.detach()))
                 step_in_epoch += 1
                 seconds += time.perf_counter() - started
                 started = time.perf_counter()
@@ -179,6 +221,8 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
                     prune(ckdir, t.keep, {best["checkpoint"] or ""})
             metrics = evaluate(model, x_val, y_val, batch_size=t.batch_size)
             last_val = metrics["psnr"]
+            if not math.isfinite(metrics["ssim"]):
+                metrics["ssim"] = None  # non-image targets: no SSIM (kept out of the JSON as NaN)
             epoch, step_in_epoch = epoch + 1, 0
             seconds += time.perf_counter() - started
             epoch_loss, losses = sum(losses) / max(1, len(losses)), []
@@ -201,5 +245,6 @@ def train(config: TrainingConfig | dict | str | Path, run_dir: str | Path, *, re
     # The deliverable: the best weights as model.safetensors + model.json (no optimiser state).
     export(ckdir / f"{best['checkpoint']}.json", run, "model", config_file=False)
     write_results(completed=True, stopped_early=stopped_early)
-    final = read_checkpoint(run / "model.json").build(op).to(device)
+    best_ck = read_checkpoint(run / "model.json")
+    final = (best_ck.load_into(model).eval() if custom else best_ck.build(op)).to(device)
     return TrainResult(final, run, history, best, True, stopped_early, seconds)
