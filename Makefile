@@ -67,6 +67,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/trained_accuracy.py
 	$(PY) benchmarks/audit.py
 	$(PY) benchmarks/kernel_experiment.py
+	$(PY) benchmarks/firenet_natural.py
+	$(PY) benchmarks/firenet_inexact.py
+	$(PY) benchmarks/inexact_input.py
 	rm -f benchmarks/results/speed/csc.json
 	$(PY) benchmarks/csc.py --tasks speed --out benchmarks/results/speed
 

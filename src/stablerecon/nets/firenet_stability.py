@@ -19,7 +19,7 @@ its docstring): a per-layer Lipschitz recursion, rigorous for every input but ex
 loose in the number of layers at the default steps (``tau sigma ||A||^2 = 1``), where it is the
 absolute cap at every budget of practice, vacuous as a stability statement; and, for shorter
 steps (``tau sigma ||A||^2 < 1``), a recursion in the Chambolle-Pock metric whose slope is
-polynomial-size (``~1e3`` per unit ``||e||`` at ``tau = sigma = 0.5 / ||A||``, 6 x 8 layers),
+polynomial-size (``~1e3`` per unit ``||e||`` at ``tau = sigma = 0.5 / ||A||``, 7 x 6 layers at 128 x 128),
 still far above the measured change. The measured change is what shows stability
 (``benchmarks/firenet_inexact.py``).
 """
@@ -163,8 +163,8 @@ def firenet_bound(net: FIRENet, op: LinearOperator, y_norm: float, e_norm: float
 
     **How loose.** At the default steps the uncapped recursion multiplies ``(dc, a dz)`` by a
     matrix with spectral radius 4 per layer (``[[1, 1], [3, 3]]``): a difference entering a
-    block leaves it multiplied by ``(4^p - 1) / (3 p)`` (2730 for ``p = 8``), so ``linear``
-    grows like ``2730^n`` (slopes ``~1e21`` for 6 x 8 layers, ``~1e41`` for 12 x 8), and the
+    block leaves it multiplied by ``(4^p - 1) / (3 p)`` (228 for ``p = 6``, 2730 for ``p = 8``), so ``linear``
+    grows like ``228^n`` (slopes ``~1e17`` for the default 7 x 6 layers, ``~1e41`` for 12 x 8), and the
     bound is in the regime of the cap, about ``p (p + 1) ||y|| / (2 (e - 1) ||A||)`` (21
     ``||y|| / ||A||`` for ``p = 8``), for any perturbation of practical size: a rigorous but
     vacuous statement. The measured worst case (:func:`worst_case_inexact`) is the informative
