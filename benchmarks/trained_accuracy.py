@@ -14,7 +14,7 @@ noise ``--noise``, it reports mean PSNR / SSIM of
 * l1-wavelet FISTA (1000 iterations), with the wavelet (Haar, db4) and ``lam`` tuned on
   ``--tune`` validation phantoms;
 * TV (Chambolle-Pock), ``lam`` tuned the same way;
-* FIRENET (96 layers), ``lam`` tuned the same way;
+* FIRENET (its default sparsifier and layers: db4, 7 x 6), ``lam`` tuned the same way;
 * each trained method, with its gain over zero-filling and over tuned FISTA (mean and the
   fraction of images on which it wins).
 
