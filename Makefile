@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-slow test-all test-interop lint bench clean
 
-# `make test` runs ruff and every test but the long acceptance studies (marked `slow`);
+# `make test` runs ruff and every test but the long acceptance studies (marked `slow`), with
+# the Ray extra installed so that the Ray executor is tested on a local cluster;
 # `make test-slow` runs those; CI (`.ci/run`) runs both.
 
 $(PY):
@@ -17,7 +18,7 @@ $(PY):
 # and pip never pulls a multi-GB CUDA build.
 $(STAMP): $(PY) pyproject.toml
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,ray]"
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -99,31 +99,55 @@ def _call(fn: object, errors: tuple[type[BaseException], ...], *args: object, **
 def _print_summary(result: AuditResult) -> None:
     worst = f"worst@{100 * result.options.report_budget:g}%"
     width = max(8, *(len(m) for m in result.methods)) + 2
-    typer.echo(f"{'method':<{width}}{'PSNR':>7}{worst:>10}{'amplif.':>9}  verdict")
+    many = len(result.images) > 1
+    typer.echo(f"{'method':<{width}}{'PSNR':>7}{worst:>10}{'amplif.':>9}  verdict"
+               + (f"  (medians over {len(result.images)} images)" if many else ""))
+
+    def cell(row: dict, key: str, digits: str) -> str:
+        value = row.get(key)
+        return "-" if value is None else f"{value:{digits}}"
+
     for row in result.summary():
-        psnr = f"{row['psnr']:.2f}" if "psnr" in row else "-"
-        worst = f"{row['worst_relative_change']:.4f}" if "worst_relative_change" in row else "-"
-        amp = f"{row['amplification']:.2f}" if "amplification" in row else "-"
-        typer.echo(f"{row['method']:<{width}}{psnr:>7}{worst:>10}{amp:>9}  {row['verdict']}")
+        typer.echo(f"{row['method']:<{width}}{cell(row, 'psnr', '.2f'):>7}"
+                   f"{cell(row, 'worst_relative_change', '.4f'):>10}{cell(row, 'amplification', '.2f'):>9}  "
+                   f"{row['verdict']}")
 
 
-def _run_audit(cfg: AuditConfig, out: Path, progress: bool) -> None:
+def _run_audit(cfg: AuditConfig, out: Path, progress: bool, device: str | None = None,
+               executor: str = "serial", address: str | None = None) -> None:
     from .runner import run_audit_config
 
     try:
-        results = run_audit_config(cfg, out, progress=progress)
+        results = run_audit_config(cfg, out, progress=progress, device=device, executor=executor,
+                                   address=address)
     except KeyboardInterrupt as err:
         typer.echo(f"\n{err or 'interrupted'}", err=True)
         raise typer.Exit(130) from None
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, ImportError, ConnectionError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
+    failed = 0
     for result in results:
         typer.echo(f"\n{result.operator}")
         _print_summary(result)
         typer.echo(f"report: {result.path / 'report.html'}")
+        for key, failure in sorted(result.failures.items()):
+            typer.echo(f"FAILED {key.label}: {failure['kind']}: {failure['message']}", err=True)
+        failed += len(result.failures)
     if len(results) > 1:
         typer.echo(f"index: {out / 'index.html'}")
+    if failed:
+        typer.echo(f"{failed} unit(s) failed; the rest of the audit is saved. Fix the cause and run the "
+                   f"same command again: finished units are kept, failed ones are retried.", err=True)
+        raise typer.Exit(1)
+
+
+_DEVICE = typer.Option("--device", help="Run methods and searches on this device (cpu, cuda, "
+                       "cuda:1); default: where they are built (the CPU).")
+_EXECUTOR = typer.Option("--executor", help="serial (this process) or ray (Ray tasks on a "
+                         "local or existing cluster; pip install 'stablerecon[ray]').")
+_ADDRESS = typer.Option("--address", help="Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT); "
+                        "default: start a local one. Only with --executor ray.")
 
 
 @app.command()
@@ -131,6 +155,9 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run folder (resumes if it holds a finished part).")] = Path(
         "runs/demo"),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    device: Annotated[str | None, _DEVICE] = None,
+    executor: Annotated[str, _EXECUTOR] = "serial",
+    address: Annotated[str | None, _ADDRESS] = None,
 ) -> None:
     """The stability audit on shipped data: 25% Fourier sampling at 128 x 128, the shipped
     U-Nets (trained with and without jitter) and ItNet against FIRENET, TV, l1-wavelet and
@@ -138,7 +165,7 @@ def demo(
     summary and the report's path."""
     from .runner import demo_config
 
-    _run_audit(demo_config(), out, progress)
+    _run_audit(demo_config(), out, progress, device, executor, address)
 
 
 @app.command()
@@ -146,14 +173,19 @@ def audit(
     config: Annotated[Path, typer.Argument(help="Audit config (YAML; see stablerecon.config.AuditConfig).")],
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<config name>).")] = None,
     progress: bool = typer.Option(True, help="Show progress bars."),
+    device: Annotated[str | None, _DEVICE] = None,
+    executor: Annotated[str, _EXECUTOR] = "serial",
+    address: Annotated[str | None, _ADDRESS] = None,
 ) -> None:
     """Audit the operators x methods x images x tests of CONFIG (validated before any work).
 
-    Results are saved as each test finishes; after an interruption the same command resumes."""
+    Results are saved as each unit (method x test x chunk of images) finishes; after an
+    interruption the same command resumes. With --executor ray the units run as Ray tasks
+    (each worker rebuilds the methods and operators from CONFIG)."""
     from .config import AuditConfig
 
     cfg = _load_config(config, AuditConfig)
-    _run_audit(cfg, out if out is not None else Path("runs") / cfg.name, progress)
+    _run_audit(cfg, out if out is not None else Path("runs") / cfg.name, progress, device, executor, address)
 
 
 @app.command()

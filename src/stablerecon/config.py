@@ -20,13 +20,14 @@ This module sits above what it configures: it may import every part but ``runner
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from torch import Tensor
 
-from .audit import TESTS, AuditOptions, DetailTestConfig, KernelTestConfig
+from .audit import TESTS, AuditOptions, DetailTestConfig, ImageSet, KernelTestConfig
 from .audit.registry import default_tests
 from .config_base import (
     ConfigError,
@@ -43,7 +44,7 @@ from .config_base import (
 )
 from .data import is_image_path
 from .operators.kinds import OperatorSpec
-from .recipes import METHODS, build_images, check_image_names
+from .recipes import METHODS, build_images, check_image_names, image_sources
 from .registry import KindSpec
 from .training import config as _training_config
 from .training.config import *  # noqa: F403 - re-exported: TrainingConfig, ClassifierConfig, ...
@@ -149,7 +150,8 @@ class AuditConfig(StrictModel):
         if any(is_image_path(name) for name in self.images):
             for size in sorted({o.size for o in self.operators}):
                 try:
-                    self.load_images(size)
+                    for _, load in self.image_sources(size):  # read and check one file at a time
+                        load()
                 except ValueError as err:  # "images[i]: reason" -> field images.i
                     field, sep, reason = str(err).partition(": ")
                     match = re.fullmatch(r"images\[(\d+)\]", field)
@@ -169,6 +171,17 @@ class AuditConfig(StrictModel):
         ``{name: (1, 1, size, size)}``, files named by their path relative to the config."""
         return build_images(self.images, size, base_dir=self._base_dir, resize=self.resize,
                             grey=self.grey, value_range=self.value_range)
+
+    def image_sources(self, size: int) -> list[tuple[str, Callable[[], Tensor]]]:
+        """``(name, load)`` per image of this audit at ``size``, nothing read yet
+        (:func:`stablerecon.recipes.image_sources`: ranges and globs expanded)."""
+        return image_sources(self.images, size, base_dir=self._base_dir, resize=self.resize,
+                             grey=self.grey, value_range=self.value_range)
+
+    def image_set(self, size: int) -> ImageSet:
+        """The images of this audit at ``size`` as an :class:`~stablerecon.audit.ImageSet` that
+        reads one chunk at a time."""
+        return ImageSet.lazy(self.image_sources(size), where="images")
 
 
     @model_validator(mode="after")

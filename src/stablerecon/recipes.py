@@ -36,7 +36,7 @@ from .solvers import SparseReconstructor
 from .targets import DeepinvParams, TargetParams, call_factory, resolve_target
 from .training import available_pretrained, load, pretrained
 
-__all__ = ["METHODS", "build_method", "build_operator", "build_images", "check_image_names",
+__all__ = ["METHODS", "build_method", "build_operator", "build_images", "image_sources", "check_image_names",
            "GENERATED_IMAGES", "OperatorSpec", "load_weights"]
 
 #: The method kinds of audit configs: ``name -> build(params, op) -> method``.
@@ -211,24 +211,90 @@ def build_method(spec: Any, op: Operator) -> Reconstructor:
         raise ValueError(f"method {spec.name!r} (kind {spec.kind!r}): {err}") from None
 
 
+def _ellipse_range(seed: str) -> range | None:
+    """``"7"`` -> ``range(7, 8)``, ``"0-99"`` -> ``range(0, 100)``; ``None`` if not of that form."""
+    if seed.isdigit():
+        return range(int(seed), int(seed) + 1)
+    first, sep, last = seed.partition("-")
+    if sep and first.isdigit() and last.isdigit() and int(first) <= int(last):
+        return range(int(first), int(last) + 1)
+    return None
+
+
 def check_image_names(names: Sequence[str]) -> list[str]:
-    """``names`` if each is a shipped image, ``shepp_logan``, ``ellipses:SEED`` or a file path /
-    glob (:func:`stablerecon.data.is_image_path`; the files are read by :func:`build_images`)
-    and none is listed twice; a ``ValueError`` naming the first bad one otherwise."""
+    """``names`` if each is a shipped image, ``shepp_logan``, ``ellipses:SEED`` or a range of
+    phantoms ``ellipses:FIRST-LAST`` (both included), or a file path / glob
+    (:func:`stablerecon.data.is_image_path`; the files are read by :func:`build_images`) and none
+    is listed twice; a ``ValueError`` naming the first bad one otherwise."""
     shipped = data.available_images()
     for item in names:
         if data.is_image_path(item):
             continue
         base, _, seed = item.partition(":")
-        if base == "ellipses" and (seed == "" or seed.isdigit()):
+        if base == "ellipses" and (seed == "" or _ellipse_range(seed) is not None):
             continue
         if seed or (base not in GENERATED_IMAGES and base not in shipped):
             raise ValueError(f"unknown image {item!r}; use a shipped image {shipped}, "
-                             f"'shepp_logan', 'ellipses:SEED' or an image file "
+                             f"'shepp_logan', 'ellipses:SEED', 'ellipses:FIRST-LAST' or an image file "
                              f"({', '.join(data.IMAGE_SUFFIXES)}) or glob")
     if len(set(names)) != len(names):
         raise ValueError(f"images are listed twice: {list(names)}")
+    seen: dict[str, str] = {}
+    for item in names:
+        base, _, seed = item.partition(":")
+        if base == "ellipses" and seed and not data.is_image_path(item):
+            for k in _ellipse_range(seed) or ():
+                if f"ellipses:{k}" in seen:
+                    raise ValueError(f"image 'ellipses:{k}' is listed twice (by {seen[f'ellipses:{k}']!r} "
+                                     f"and {item!r})")
+                seen[f"ellipses:{k}"] = item
     return list(names)
+
+
+def image_sources(
+    names: Sequence[str],
+    size: int,
+    *,
+    base_dir: str | Path | None = None,
+    resize: bool = False,
+    grey: str = "luminance",
+    value_range: str = "error",
+) -> list[tuple[str, Callable[[], torch.Tensor]]]:
+    """The images of ``names`` as ``(name, load)`` pairs, without reading or generating any:
+    ``load()`` returns the image ``(1, 1, size, size)``. Ranges ``ellipses:0-99`` become one
+    entry per phantom (``ellipses:0`` ...), globs one entry per file (sorted), so that an audit of
+    a large set holds one chunk of images at a time (:class:`stablerecon.audit.ImageSet`).
+    Duplicates (also through a range or a glob) are refused naming the entry (``images[i]``)."""
+    out: list[tuple[str, Callable[[], torch.Tensor]]] = []
+    where: dict[str, str] = {}
+
+    def add(key: str, load: Callable[[], torch.Tensor], field: str) -> None:
+        if key in where:
+            raise ValueError(f"{field}: the image {key!r} is listed twice (also by {where[key]})")
+        where[key] = field
+        out.append((key, load))
+
+    for i, name in enumerate(names):
+        field = f"images[{i}]"
+        if data.is_image_path(name):
+            for key, target, _ in data.list_images(name, base_dir=base_dir, where=field):
+                add(key, lambda t=target, f=field: data.read_image(
+                    t, size=size, resize=resize, grey=grey, value_range=value_range, complex_ok=False,
+                    where=f), field)
+            continue
+        base, _, seed = name.partition(":")
+        if base == "shepp_logan":
+            add(name, lambda: data.shepp_logan(size), field)
+        elif base == "ellipses":
+            seeds = _ellipse_range(seed) if seed else range(0, 1)
+            if seeds is None:
+                raise ValueError(f"{field}: unknown image {name!r}")
+            for k in seeds:
+                add(f"ellipses:{k}" if len(seeds) > 1 or seed else name,
+                    lambda k=k: data.ellipses(1, size, seed=k), field)
+        else:
+            add(name, lambda b=base: data.image(b, size=size), field)
+    return out
 
 
 def build_images(
@@ -241,29 +307,12 @@ def build_images(
     value_range: str = "error",
 ) -> dict[str, torch.Tensor]:
     """Real images ``(1, 1, size, size)`` in ``[0, 1]`` by name: shipped images,
-    ``shepp_logan``, ``ellipses:SEED``, and files or globs (relative to ``base_dir``, the config's
-    folder) read by :func:`stablerecon.data.read_images` under the rules ``resize``, ``grey``
-    and ``value_range``. A file is named by its path (relative to ``base_dir``); a file of
-    another size is refused unless ``resize``. Complex arrays are refused: the audit's ground
-    truths are real images (store the modulus for MRI). Errors name the entry
-    (``images[i]``)."""
-    out: dict[str, torch.Tensor] = {}
-    where: dict[str, str] = {}
-    for i, name in enumerate(names):
-        field = f"images[{i}]"
-        if data.is_image_path(name):
-            found = data.read_images(name, size=size, resize=resize, base_dir=base_dir, grey=grey,
-                                     value_range=value_range, complex_ok=False, where=field)
-        else:
-            base, _, seed = name.partition(":")
-            if base == "shepp_logan":
-                found = {name: data.shepp_logan(size)}
-            elif base == "ellipses":
-                found = {name: data.ellipses(1, size, seed=int(seed or 0))}
-            else:
-                found = {name: data.image(base, size=size)}
-        for key, img in found.items():
-            if key in out:
-                raise ValueError(f"{field}: the image {key!r} is listed twice (also by {where[key]})")
-            out[key], where[key] = img, field
-    return out
+    ``shepp_logan``, ``ellipses:SEED`` and ranges ``ellipses:FIRST-LAST``, and files or globs
+    (relative to ``base_dir``, the config's folder) read by :func:`stablerecon.data.read_images`
+    under the rules ``resize``, ``grey`` and ``value_range``. A file is named by its path
+    (relative to ``base_dir``); a file of another size is refused unless ``resize``. Complex
+    arrays are refused: the audit's ground truths are real images (store the modulus for MRI).
+    Errors name the entry (``images[i]``). Everything is read at once; :func:`image_sources`
+    reads one image at a time."""
+    return {name: load() for name, load in image_sources(names, size, base_dir=base_dir, resize=resize,
+                                                           grey=grey, value_range=value_range)}

@@ -7,20 +7,21 @@ operator; :func:`demo_config` is the embedded default audit of ``stablerecon dem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from .audit import AuditResult
+from .audit import AuditResult, ImageSet
 from .audit import run as run_audit
 from .config import AuditConfig, load_yaml
-from .contracts import Operator
+from .contracts import Operator, Reconstructor
 from .files import write_text
 from .operators.kinds import OperatorSpec
 from .recipes import build_method, build_operator
 
-__all__ = ["run_audit_config", "demo_config", "operator_folder"]
+__all__ = ["run_audit_config", "demo_config", "operator_folder", "ConfigBuilder"]
 
 
 def demo_config() -> AuditConfig:
@@ -37,10 +38,50 @@ def operator_folder(spec: OperatorSpec, index: int) -> str:
     return f"{index:02d}-{spec.label()}"
 
 
-def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True) -> list[AuditResult]:
+class ConfigBuilder:
+    """Rebuilds the operator, methods, sweep builder and images of operator ``index`` of an audit
+    config: what a Ray worker calls (it is picklable: it holds the config's fields and folder,
+    and validates them again where it runs, so the worker needs stablerecon and the files the
+    config names at the same paths)."""
+
+    def __init__(self, config: AuditConfig, index: int) -> None:
+        self.fields = config.model_dump()
+        self.base_dir = str(config.base_dir if config.base_dir is not None else Path.cwd())
+        self.index = index
+
+    def config(self) -> AuditConfig:
+        """The config, validated again (relative image paths from the same folder)."""
+        from .config_base import validate
+
+        return validate(AuditConfig, self.fields, source="audit config", base_dir=self.base_dir)
+
+    def __call__(self) -> tuple[dict[str, Reconstructor], Operator, Callable[[float], Operator] | None,
+                                ImageSet]:
+        config = self.config()
+        return _build(config, self.index)
+
+
+def _build(config: AuditConfig, index: int) -> tuple[dict[str, Reconstructor], Operator,
+                                                     Callable[[float], Operator] | None, ImageSet]:
+    spec = config.operators[index]
+    op = build_operator(spec)
+    methods = {m.name: build_method(m, op) for m in config.methods}
+    make_operator = None
+    if spec.sweepable:
+        def make_operator(rate: float, spec: OperatorSpec = spec) -> Operator:
+            return build_operator(spec.model_copy(update={"rate": rate}))
+    return methods, op, make_operator, config.image_set(spec.size)
+
+
+def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True, *,
+                     device: str | None = None, executor: str = "serial",
+                     address: str | None = None) -> list[AuditResult]:
     """Audit every operator x method x image x test of ``config`` into ``out`` (one subfolder
     per operator when there are several, with an ``index.html`` linking their reports).
-    Resumable: run again with the same config and folder to finish an interrupted audit."""
+    Resumable: run again with the same config and folder to finish an interrupted audit.
+    ``device``, ``executor`` and ``address`` are those of :func:`stablerecon.audit.run`; with
+    ``executor="ray"`` each worker rebuilds the methods and operator from the config
+    (:class:`ConfigBuilder`)."""
     out = Path(out)
     results = []
     many = len(config.operators) > 1
@@ -48,19 +89,14 @@ def run_audit_config(config: AuditConfig, out: str | Path, progress: bool = True
     # build every operator, method and image set first: user code that fails, fails before any work
     plans = []
     for i, spec in enumerate(config.operators):
-        op = build_operator(spec)
-        methods = {m.name: build_method(m, op) for m in config.methods}
-        images = config.load_images(spec.size)
-        make_operator = None
-        if spec.sweepable:
-            def make_operator(rate: float, spec: OperatorSpec = spec) -> Operator:
-                return build_operator(spec.model_copy(update={"rate": rate}))
+        methods, op, make_operator, images = _build(config, i)
         folder = out / operator_folder(spec, i) if many else out
-        plans.append((op, methods, images, make_operator, folder))
-    for op, methods, images, make_operator, folder in plans:
+        plans.append((op, methods, images, make_operator, folder, ConfigBuilder(config, i)))
+    for op, methods, images, make_operator, folder, builder in plans:
         results.append(run_audit(methods, op, images, tests=config.tests, options=config.options,
                                  make_operator=make_operator, out=folder, progress=progress,
-                                 config_text=text))
+                                 config_text=text, device=device, executor=executor, address=address,
+                                 builder=builder))
     if many:
         links = "\n".join(f'<li><a href="{operator_folder(s, i)}/report.html">{operator_folder(s, i)}</a>: '
                           f"{r.operator}</li>" for i, (s, r) in enumerate(zip(config.operators, results,

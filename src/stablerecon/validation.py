@@ -20,8 +20,9 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import torch
 
-__all__ = ["positive_int", "positive_float", "choice", "boolean", "budgets", "int_sequence"]
+__all__ = ["positive_int", "positive_float", "choice", "boolean", "budgets", "int_sequence", "device"]
 
 
 def _prefix(where: str | None) -> str:
@@ -88,3 +89,34 @@ def int_sequence(value: int | Sequence[int], length: int, name: str, minimum: in
     if len(values) != length:
         raise ValueError(f"argument '{name}' must have one entry per level ({length}), got {len(values)}")
     return tuple(positive_int(v, name, minimum) for v in values)
+
+
+def device(value: object, name: str = "device") -> str | None:
+    """A torch device string that exists on this machine (``None`` stays ``None``): ``"cpu"``,
+    ``"cuda"``, ``"cuda:1"``, ``"mps"``; a ``ValueError`` naming the argument for a malformed
+    name, a backend that is not available, or a device index beyond those present."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"argument '{name}' must be a device name such as 'cpu' or 'cuda', "
+                        f"got {type(value).__name__}")
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"argument '{name}': {value!r} is not a device ({err})") from None
+    if dev.type == "cpu":
+        return str(dev)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"argument '{name}' is {str(value)!r} but this machine has no CUDA device "
+                             f"(torch {torch.__version__}, CUDA available: {torch.cuda.is_available()})")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"argument '{name}' is {str(value)!r} but this machine has {count} CUDA "
+                             f"device(s): cuda:0 .. cuda:{count - 1}")
+        return str(dev)
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"argument '{name}' is 'mps' but MPS is not available on this machine")
+        return str(dev)
+    raise ValueError(f"argument '{name}': device type {dev.type!r} is not supported (use cpu, cuda or mps)")

@@ -3,8 +3,10 @@
 What lives here: one module per test (``accuracy``, ``perturbation``, ``kernel``, ``detail``,
 ``inexact``),
 the test registry ``TESTS`` (``registry``), the audit's options (``options``), the suite
-``run`` (``suite``), the result record with its summary and verdicts (``result``), and its files
-(``arrays``, ``store``). It may import ``contracts``, ``validation``, ``config_base``,
+``run`` (``suite``), the units of work and their executors (``units``, ``executors``,
+``randomness``: per-image random streams), the image sets (``images``), the result record with
+its summary and verdicts (``result``, ``merge``, ``statistics``), and its files (``arrays``,
+``store``). It may import ``contracts``, ``validation``, ``config_base``,
 ``operators``, ``metrics``, ``data``, ``files`` and (to draw the report) ``report``; never a
 particular method (``solvers``, ``nets``, ...), never ``config``, ``recipes`` or ``cli``.
 
@@ -35,8 +37,11 @@ any operator with ``A`` / ``A_adjoint`` can be audited.
   method whose output does not change when given ``A_E`` is flagged (``ignores_op``), not called
   stable. Not a default test (``default=False``: about twice the cost of ``worst_case``): name it
   in ``tests``;
-- :func:`run`: all of them for several methods side by side, saved incrementally (resumable)
-  with an HTML report; :func:`load` reads a saved audit back.
+- :func:`run`: all of them for several methods side by side on a set of images
+  (:class:`ImageSet`; chunks of ``options.batch_size`` images per unit of work, on a ``device``,
+  serially or as Ray tasks with ``executor="ray"``), saved incrementally (resumable) with an
+  HTML report; the summary states each score as the median over the images with a bootstrap
+  95% interval (:func:`median_ci`); :func:`load` reads a saved audit back.
 
 Example
 -------
@@ -56,6 +61,7 @@ True
 from .accuracy import AccuracyResult, accuracy
 from .arrays import slug
 from .detail import DetailResult, SamplingResult, detail_test, sampling_sweep
+from .images import ImageSet, as_image_set
 from .inexact import OperatorPerturbationResult, default_family, make_family, operator_perturbation
 from .kernel import KernelResult, KernelSplit, PairBoundResult, kernel_split, kernel_test, pair_bound
 from .options import AuditOptions, DetailTestConfig, KernelTestConfig, OperatorTestConfig
@@ -72,13 +78,22 @@ from .perturbation import (
 )
 from .registry import TESTS, UnitContext
 from .result import RESULTS_SCHEMA, AuditResult
+from .statistics import MedianCI, median_ci
 from .store import load
 from .suite import run
+from .units import AuditJob, UnitKey, execute_unit
 
 __all__ = [
     "run",
     "load",
     "AuditResult",
+    "ImageSet",
+    "as_image_set",
+    "UnitKey",
+    "AuditJob",
+    "execute_unit",
+    "median_ci",
+    "MedianCI",
     "TESTS",
     "UnitContext",
     "AuditOptions",

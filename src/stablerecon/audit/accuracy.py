@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from ..contracts import Operator, Reconstructor
 from ..metrics import nmse, psnr, ssim
-from ..operators.noise import gaussian_like
+from .randomness import item_noise
 
 __all__ = ["AccuracyResult", "accuracy"]
 
@@ -28,9 +29,10 @@ class AccuracyResult:
 
 
 def accuracy(method: Reconstructor, x: Tensor, op: Operator, noise: float = 0.0,
-             seed: int = 0) -> AccuracyResult:
+             seed: int = 0, ids: Sequence[int] | None = None) -> AccuracyResult:
     """Reconstruct images ``x`` ``(B, C, H, W)`` (values in [0, 1]) from ``op.A(x)`` plus
-    Gaussian noise of relative level ``noise`` (seeded) and score the result."""
+    Gaussian noise of relative level ``noise`` (seeded per image: ``ids`` are the images'
+    indices in the audit, see :mod:`~stablerecon.audit.randomness`) and score the result."""
     if not isinstance(x, Tensor) or x.ndim != 4:
         raise ValueError(f"argument 'x' must be a (B, C, H, W) tensor, got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
@@ -39,7 +41,7 @@ def accuracy(method: Reconstructor, x: Tensor, op: Operator, noise: float = 0.0,
     with torch.no_grad():
         y = op.A(x)
         if noise > 0:
-            y = y + gaussian_like(y, rel=noise, seed=seed)
+            y = y + item_noise(y, noise, seed, ids)
         x_hat = method(y, op)
         x_hat = x_hat.real if x_hat.is_complex() else x_hat
     return AccuracyResult(noise, psnr(x_hat, x, data_range=1.0), ssim(x_hat, x, data_range=1.0),

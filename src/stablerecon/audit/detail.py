@@ -11,7 +11,7 @@ from torch import Tensor
 from ..contracts import Operator, Reconstructor
 from ..data import insert_detail
 from ..metrics import nmse, psnr, ssim
-from ..operators.noise import gaussian_like
+from .randomness import item_noise
 
 __all__ = ["DetailResult", "detail_test", "SamplingResult", "sampling_sweep"]
 
@@ -37,11 +37,12 @@ class DetailResult:
 def detail_test(method: Reconstructor, x: Tensor, op: Operator, kind: str = "blob",
                 contrast: float = 30 / 255, position: tuple[int, int] | None = None,
                 size: int | None = None, text: str = "OK", noise: float = 0.0,
-                seed: int = 0) -> DetailResult:
+                seed: int = 0, ids: Sequence[int] | None = None) -> DetailResult:
     """Insert a small detail (:func:`stablerecon.data.insert_detail`) of ``contrast`` into
     ``x`` and measure the fraction of it that the method recovers inside the detail's mask.
     Both images are measured with the same noise draw (relative level ``noise``), so that the
-    difference of the reconstructions is caused by the detail alone."""
+    difference of the reconstructions is caused by the detail alone (``ids``: the images'
+    indices in the audit, which seed their noise)."""
     if contrast == 0:
         raise ValueError("argument 'contrast' must be nonzero")
     x_d, mask = insert_detail(x, kind=kind, contrast=contrast, position=position, size=size,
@@ -49,7 +50,7 @@ def detail_test(method: Reconstructor, x: Tensor, op: Operator, kind: str = "blo
     with torch.no_grad():
         y, y_d = op.A(x), op.A(x_d)
         if noise > 0:
-            n = gaussian_like(y, rel=noise, seed=seed)
+            n = item_noise(y, noise, seed, ids)
             y, y_d = y + n, y_d + n
         out, out_d = method(y, op), method(y_d, op)
         out, out_d = (t.real if t.is_complex() else t for t in (out, out_d))
@@ -71,10 +72,11 @@ class SamplingResult:
 
 
 def sampling_sweep(method: Reconstructor, x: Tensor, make_operator: Callable[[float], Operator],
-                   rates: Sequence[float], noise: float = 0.0, seed: int = 0) -> SamplingResult:
+                   rates: Sequence[float], noise: float = 0.0, seed: int = 0,
+                   ids: Sequence[int] | None = None) -> SamplingResult:
     """Reconstruct ``x`` from ``make_operator(rate)`` measurements at each rate (relative noise
     ``noise``): the "more samples, worse results" test of Antun et al. for methods built for
-    one rate."""
+    one rate; ``ids``: the images' indices in the audit, which seed their noise)."""
     rates = [float(r) for r in rates]
     if not rates or any(not 0 < r <= 1 for r in rates):
         raise ValueError(f"argument 'rates' must be a non-empty list of numbers in (0, 1], got {rates!r}")
@@ -84,7 +86,7 @@ def sampling_sweep(method: Reconstructor, x: Tensor, make_operator: Callable[[fl
             op = make_operator(r)
             y = op.A(x)
             if noise > 0:
-                y = y + gaussian_like(y, rel=noise, seed=seed)
+                y = y + item_noise(y, noise, seed, ids)
             x_hat = method(y, op)
             x_hat = x_hat.real if x_hat.is_complex() else x_hat
             scores["psnr"].append(psnr(x_hat, x, data_range=1.0))

@@ -54,6 +54,7 @@ from ..operators.perturbations import PERTURBATIONS, PerturbationFamily, build_p
 from ..operators.perturbations.kspace import line_geometry
 from ..operators.perturbations.rounding import Rounding
 from .perturbation import batch_norm
+from .randomness import default_ids, item_generators
 
 __all__ = ["CASES", "OperatorPerturbationResult", "default_family", "make_family", "operator_perturbation",
            "check_operator_budgets"]
@@ -266,6 +267,7 @@ def operator_perturbation(
     draws: int = 10,
     gradient_free: bool | None = None,
     seed: int = 0,
+    ids: Sequence[int] | None = None,
     progress: bool = False,
 ) -> OperatorPerturbationResult:
     r"""Largest and random output changes of ``method`` under operator perturbations
@@ -295,6 +297,9 @@ def operator_perturbation(
         gradient-free).
     seed:
         Seed of the random starts, directions and draws (the same for every method).
+    ids:
+        The images' indices in the audit (default ``0 .. B - 1``): image ``ids[b]``'s search
+        is seeded by it, so its result does not depend on the batch it is in.
     progress:
         Show a progress bar over the search steps.
     """
@@ -312,6 +317,7 @@ def operator_perturbation(
             raise ValueError(f"argument '{name}' must be an integer >= 1, got {value!r}")
     if not (math.isfinite(step_size) and step_size > 0):
         raise ValueError(f"argument 'step_size' must be a positive number, got {step_size!r}")
+    ids = default_ids(x.shape[0], ids)
     op = family.op
     free0 = (not is_differentiable(method)) if gradient_free is None else bool(gradient_free)
     with torch.no_grad():
@@ -347,7 +353,7 @@ def operator_perturbation(
                 def loss(theta: Tensor, idx: slice = idx, case: str = case) -> Tensor:
                     return batch_norm(output(case, theta, idx) - clean[idx])
 
-                gen = torch.Generator().manual_seed(seed + 1_000_003 * (ci + 1) + 10_007 * k + b)
+                gen = item_generators(seed, [ids[b]], f"operator/{case}/{k}")[0]
                 _, theta, free = _search(family, loss, r, free=free0, steps=steps, restarts=restarts,
                                          step_size=step_size, directions=directions, generator=gen, bar=bar)
                 free_any = free_any or free

@@ -110,7 +110,11 @@ class AuditOptions(StrictModel):
     ``not_rare_scale`` / ``not_rare_draws``: noise of norm ``scale * ||e||`` added to the worst
     perturbation. ``operator``: the ``operator`` test (:class:`OperatorTestConfig`). ``rates``:
     sampling rates of the sweep. ``seed``: every random draw (the
-    same for every method, so methods see the same noise and starts). ``tradeoff``: method
+    same for every method, so methods see the same noise and starts; each image draws from its
+    own generator, so its numbers do not depend on the batch it is in). ``batch_size``: images
+    per unit of work and per forward pass (a resumed audit must keep it: it is part of the
+    fingerprint). ``worst_images``: how many of the worst images per method the report shows
+    in its galleries. ``tradeoff``: method
     names in order of increasing regularisation (e.g. training jitter 0, low, high); the report
     states whether clean PSNR falls and the worst-case change falls along it, as the
     accuracy-stability theory predicts.
@@ -133,6 +137,8 @@ class AuditOptions(StrictModel):
     rates: list[Rate] = Field(
         default_factory=lambda: [0.125, 0.25, 0.4, 0.55], min_length=1)
     seed: NonNegativeInt = 0
+    batch_size: PositiveInt = 8
+    worst_images: PositiveInt = 3
     tradeoff: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..contracts import Operator, Reconstructor, is_differentiable
 from ..validation import budgets as check_budgets
+from .randomness import default_ids, item_generators, item_randn
 
 __all__ = [
     "WorstCaseResult",
@@ -56,11 +57,10 @@ def _check_y(y: object) -> Tensor:
     return y
 
 
-def _sphere(like: Tensor, radius: Tensor, generator: torch.Generator) -> Tensor:
-    """Uniform random points on the spheres ``||e_b|| = radius_b`` (complex for complex ``like``)."""
-    real = torch.view_as_real(like) if like.is_complex() else like
-    u = torch.randn(real.shape, generator=generator, dtype=real.dtype, device="cpu").to(real.device)
-    u = torch.view_as_complex(u) if like.is_complex() else u
+def _sphere(like: Tensor, radius: Tensor, gens: list[torch.Generator]) -> Tensor:
+    """Uniform random points on the spheres ``||e_b|| = radius_b`` (complex for complex ``like``),
+    item ``b`` drawn from ``gens[b]`` (:mod:`~stablerecon.audit.randomness`)."""
+    u = item_randn(gens, like.shape[1:], like.dtype, like.device)
     return u * (radius / batch_norm(u)).reshape(-1, *[1] * (like.ndim - 1))
 
 
@@ -111,6 +111,7 @@ def worst_case(
     gradient_free: bool | None = None,
     directions: int = 8,
     seed: int = 0,
+    ids: Sequence[int] | None = None,
     progress: bool = False,
 ) -> WorstCaseResult:
     r"""Largest output error under measurement perturbations ``||e_b|| <= r ||y_b||``.
@@ -146,6 +147,10 @@ def worst_case(
         Random directions per step of the gradient-free search.
     seed:
         Seed of the random starts and directions.
+    ids:
+        The items' image indices in the whole audit (default ``0 .. B - 1``): item ``b`` draws
+        from its own generator seeded by ``(seed, ids[b])``, so the result of an item does not
+        depend on the batch it is in.
     progress:
         Show a progress bar over the search steps (all budgets and restarts).
     """
@@ -161,7 +166,7 @@ def worst_case(
     if not (math.isfinite(step_size) and step_size > 0):
         raise ValueError(f"argument 'step_size' must be a positive number, got {step_size!r}")
     free = (not is_differentiable(method)) if gradient_free is None else bool(gradient_free)
-    generator = torch.Generator().manual_seed(seed)
+    generator = item_generators(seed, default_ids(y.shape[0], ids), "worst_case", y.device)
 
     with torch.no_grad():
         clean = method(y, op)
@@ -216,7 +221,7 @@ def worst_case(
 
 
 def _finite_difference_gradient(loss: Callable[[Tensor], Tensor], e: Tensor, radius: Tensor,
-                                directions: int, generator: torch.Generator) -> Tensor:
+                                directions: int, generator: list[torch.Generator]) -> Tensor:
     """Antithetic random-direction estimate of the gradient of ``loss`` at ``e`` (SPSA-like)."""
     c = (0.01 * radius).reshape(-1, *[1] * (e.ndim - 1))
     grad = torch.zeros_like(e)
@@ -242,13 +247,14 @@ class RandomNoiseResult:
 
 def random_noise(method: Reconstructor, y: Tensor, op: Operator,
                  budgets: Sequence[float] = (0.005, 0.01, 0.02, 0.05), draws: int = 20, seed: int = 0,
-                 progress: bool = False) -> RandomNoiseResult:
-    """The same budgets as :func:`worst_case`, drawn at random (``draws`` per budget)."""
+                 progress: bool = False, ids: Sequence[int] | None = None) -> RandomNoiseResult:
+    """The same budgets as :func:`worst_case`, drawn at random (``draws`` per budget; ``ids``:
+    the items' image indices, as in :func:`worst_case`)."""
     y = _check_y(y)
     budgets = check_budgets(budgets)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"argument 'draws' must be an integer >= 1, got {draws!r}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = item_generators(seed, default_ids(y.shape[0], ids), "random_noise", y.device)
     means, maxes, amps = [], [], []
     with torch.no_grad():
         clean = method(y, op)
@@ -291,7 +297,7 @@ def penalised_perturbation(method: Reconstructor, x: Tensor, op: Operator, lam: 
         raise ValueError(f"argument 'momentum' must lie in [0, 1), got {momentum!r}")
     if not is_differentiable(method):
         raise ValueError("penalised_perturbation needs a differentiable method (method.differentiable)")
-    generator = torch.Generator().manual_seed(seed)
+    generator = item_generators(seed, range(x.shape[0]), "penalised", x.device)
     y = op.A(x)
     with torch.no_grad():
         clean = method(y, op)
@@ -316,7 +322,7 @@ def penalised_perturbation(method: Reconstructor, x: Tensor, op: Operator, lam: 
 
 
 def not_rare(method: Reconstructor, y: Tensor, op: Operator, perturbation: Tensor, scale: float = 0.5,
-             draws: int = 10, seed: int = 0) -> Tensor:
+             draws: int = 10, seed: int = 0, ids: Sequence[int] | None = None) -> Tensor:
     """The "not rare" check of Antun et al.: the fraction of the damage of a worst-case
     perturbation ``e`` that survives random noise of norm ``scale * ||e||`` added to it,
     ``||f(y + e + n) - f(y)|| / ||f(y + e) - f(y)||``, averaged over ``draws`` draws, per item
@@ -329,7 +335,7 @@ def not_rare(method: Reconstructor, y: Tensor, op: Operator, perturbation: Tenso
         raise ValueError(f"argument 'scale' must be a finite number >= 0, got {scale!r}")
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"argument 'draws' must be an integer >= 1, got {draws!r}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = item_generators(seed, default_ids(y.shape[0], ids), "not_rare", y.device)
     with torch.no_grad():
         clean = method(y, op)
         damage = batch_norm(method(y + perturbation, op) - clean).clamp_min(1e-30)

@@ -1,18 +1,25 @@
 """The audit tests: :data:`TESTS`, one entry per test, ``name -> unit``.
 
-A *unit* runs one test for one method on all images of an audit and returns what the run keeps:
-JSON values (lists indexed ``[image]``, ``[budget][image]`` or ``[rate][image]``) and the
-arrays the report draws. Its signature is ``unit(method, ctx) -> (values, arrays)`` with the
-shared :class:`UnitContext` (images, operator, options, the optional rate -> operator builder).
-A unit must depend only on the method, the images, the operator and the options (their seed
-included), so that a resumed audit ends with the same entries as one that ran straight
-through.
+A *unit* runs one test for one method on one chunk of the images of an audit
+(``options.batch_size`` images per forward pass) and returns what the run keeps: JSON values
+(per-image lists with the image axis last: ``[image]``, ``[budget][image]`` or
+``[rate][image]``) and the arrays the report draws (first axis: image). Its signature is
+``unit(method, ctx) -> (values, arrays)`` with the :class:`UnitContext` of the chunk (images,
+their indices in the audit, operator, options, the optional rate -> operator builder). A unit
+must depend only on the method, the images, the operator and the options (their seed
+included), and each image's numbers only on that image (random draws come from per-image
+generators seeded by ``ctx.ids``, :mod:`~stablerecon.audit.randomness`), so that a resumed or
+distributed audit ends with the same entries as one that ran straight through, whatever the
+chunks.
 
 Entry metadata: ``needs_sweep`` (the unit needs ``ctx.make_operator``; the suite leaves it out
 otherwise), ``arrays`` (the unit's arrays are needed by the report: a resumed audit whose
 arrays were lost redoes it), ``prepare`` (``prepare(ctx)``, run once before any test of the
 audit: the method-independent part of a test, such as the kernel split, which fails there, naming
-the test, rather than after hours of other tests; its result is kept in ``ctx.cache``).
+the test, rather than after hours of other tests; its result is kept in ``ctx.cache``, which
+belongs to the chunk), ``constants`` (keys of the values whose lists are not per image, such
+as the sampling sweep's ``rates``: :func:`~stablerecon.audit.merge.merge_values` keeps them
+once when it joins the chunks).
 Adding a test is one registration::
 
     @TESTS.register("my_test", summary="what it measures")
@@ -50,9 +57,12 @@ __all__ = ["TESTS", "UnitContext", "Unit", "default_tests"]
 
 @dataclass(frozen=True)
 class UnitContext:
-    """What every unit sees: images ``x`` ``(B, C, H, W)``, the operator, the audit options, the
-    ``rate -> operator`` builder of the sampling sweep (or ``None``) and whether to show
-    progress bars; ``cache`` keeps what the tests' ``prepare`` hooks computed."""
+    """What a unit sees: the chunk's images ``x`` ``(B, C, H, W)``, the operator, the audit
+    options, the ``rate -> operator`` builder of the sampling sweep (or ``None``) and whether to
+    show progress bars; ``cache`` keeps what the tests' ``prepare`` hooks computed for this
+    chunk; ``ids`` are the images' indices in the audit (default ``0 .. B - 1``) and
+    ``neighbour`` ``(B, C, H, W)`` holds, for each image, the image before it in the audit (the
+    last for the first; ``None`` for a one-image audit)."""
 
     x: Tensor
     op: Operator
@@ -60,6 +70,21 @@ class UnitContext:
     make_operator: Callable[[float], Operator] | None = None
     progress: bool = False
     cache: dict[str, Any] = field(default_factory=dict, compare=False)
+    ids: list[int] | None = None
+    neighbour: Tensor | None = None
+
+    @property
+    def image_ids(self) -> list[int]:
+        """``ids``, or ``0 .. B - 1``."""
+        return list(self.ids) if self.ids is not None else list(range(self.x.shape[0]))
+
+    @property
+    def other(self) -> Tensor | None:
+        """``neighbour``; when not given, the images rolled by one within the chunk (``None``
+        for one image)."""
+        if self.neighbour is not None:
+            return self.neighbour
+        return torch.roll(self.x, 1, dims=0) if self.x.shape[0] > 1 else None
 
 
 Unit = Callable[[Reconstructor, UnitContext], tuple[dict[str, Any], dict[str, Tensor]]]
@@ -89,8 +114,8 @@ def _centre(x: Tensor, position: tuple[int, int] | None) -> tuple[int, int]:
 @TESTS.register("accuracy", summary="PSNR, SSIM and NMSE on clean and noisy measurements", arrays=True)
 def _accuracy(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
     opts = ctx.options
-    clean = accuracy(method, ctx.x, ctx.op, seed=opts.seed)
-    noisy = accuracy(method, ctx.x, ctx.op, noise=opts.noise, seed=opts.seed)
+    clean = accuracy(method, ctx.x, ctx.op, seed=opts.seed, ids=ctx.image_ids)
+    noisy = accuracy(method, ctx.x, ctx.op, noise=opts.noise, seed=opts.seed, ids=ctx.image_ids)
     values: dict[str, Any] = {"noise": opts.noise}
     for key, res in (("clean", clean), ("noisy", noisy)):
         values[key] = {"psnr": _tolist(res.psnr), "ssim": _tolist(res.ssim), "nmse": _tolist(res.nmse)}
@@ -105,10 +130,11 @@ def _worst_case(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any]
         y = op.A(x)
     res = worst_case(method, y, op, opts.budgets, x=x, reference=opts.reference, steps=opts.steps,
                      restarts=opts.restarts, step_size=opts.step_size, directions=opts.directions,
-                     seed=opts.seed, progress=ctx.progress)
+                     seed=opts.seed, ids=ctx.image_ids, progress=ctx.progress)
     k = opts.budgets.index(opts.report_budget)
     e = res.perturbation[k]
-    kept = not_rare(method, y, op, e, scale=opts.not_rare_scale, draws=opts.not_rare_draws, seed=opts.seed)
+    kept = not_rare(method, y, op, e, scale=opts.not_rare_scale, draws=opts.not_rare_draws, seed=opts.seed,
+                    ids=ctx.image_ids)
     with torch.no_grad():
         clean = _real(method(y, op))
         seen = _real(op.A_adjoint(e))
@@ -134,7 +160,7 @@ def _random_noise(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, An
     with torch.no_grad():
         y = op.A(x)
         ref = batch_norm(_real(method(y, op))).clamp_min(1e-30)
-    res = random_noise(method, y, op, opts.budgets, draws=opts.draws, seed=opts.seed)
+    res = random_noise(method, y, op, opts.budgets, draws=opts.draws, seed=opts.seed, ids=ctx.image_ids)
     return {
         "draws": res.draws,
         "mean_error": _tolist(res.mean_error),
@@ -164,7 +190,7 @@ def _kernel(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], di
     x, op, spec = ctx.x, ctx.op, ctx.options.kernel
     _kernel_prepare(ctx)
     split = ctx.cache["kernel"]  # z0 (exact kernel) and z (ratio)
-    other = torch.roll(x, 1, dims=0) if x.shape[0] > 1 else None
+    other = ctx.other
     z0 = split.z0.to(x.dtype)
     ex = kernel_test(method, x, op, z0, x_other=other)
     nr = kernel_test(method, x, op, split.z.to(x.dtype))
@@ -190,18 +216,19 @@ def _detail(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], di
     x, spec = ctx.x, ctx.options.detail
     res = detail_test(method, x, ctx.op, kind=spec.kind, contrast=spec.contrast,
                       position=_centre(x, spec.position), size=spec.size, text=spec.text, noise=spec.noise,
-                      seed=ctx.options.seed)
+                      seed=ctx.options.seed, ids=ctx.image_ids)
     return ({"kind": res.kind, "contrast": res.contrast, "recovered": _tolist(res.recovered)},
             {"found": res.with_detail - res.without, "mask": res.mask.to(torch.float32)})
 
 
 @TESTS.register("sampling", summary="accuracy at other sampling rates than the method was built for "
-                "(the sampling-rate paradox)", needs_sweep=True)
+                "(the sampling-rate paradox)", needs_sweep=True, constants=("rates",))
 def _sampling(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
     if ctx.make_operator is None:
         raise ValueError("test 'sampling' needs argument 'make_operator' (rate -> operator)")
     opts = ctx.options
-    res = sampling_sweep(method, ctx.x, ctx.make_operator, opts.rates, noise=opts.noise, seed=opts.seed)
+    res = sampling_sweep(method, ctx.x, ctx.make_operator, opts.rates, noise=opts.noise, seed=opts.seed,
+                         ids=ctx.image_ids)
     built = getattr(ctx.op, "rate", None)
     return ({"rates": res.rates, "built_rate": float(built) if isinstance(built, float) else None,
              "psnr": _tolist(res.psnr), "ssim": _tolist(res.ssim), "nmse": _tolist(res.nmse)}, {})
@@ -233,7 +260,8 @@ def _finite(t: Tensor) -> list[list[float | None]]:
 
 @TESTS.register("operator", summary="perturbed forward operators ||A_E - A|| <= r ||A|| (inexact input): "
                 "the method given A_E on A x, and given A on A_E x; worst case and random, in units of "
-                "||A_E - A|| ||x||", prepare=_operator_prepare, default=False)
+                "||A_E - A|| ||x||", prepare=_operator_prepare, default=False,
+                constants=("budgets", "cases"))
 def _operator(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], dict[str, Tensor]]:
     _operator_prepare(ctx)
     family, budgets = ctx.cache["operator"]
@@ -241,7 +269,7 @@ def _operator(method: Reconstructor, ctx: UnitContext) -> tuple[dict[str, Any], 
     res = operator_perturbation(
         method, ctx.x, family, budgets, cases=spec.cases, steps=spec.steps or opts.steps,
         restarts=spec.restarts or opts.restarts, step_size=opts.step_size, directions=opts.directions,
-        draws=spec.draws or opts.draws, seed=opts.seed, progress=ctx.progress)
+        draws=spec.draws or opts.draws, seed=opts.seed, ids=ctx.image_ids, progress=ctx.progress)
     values: dict[str, Any] = {
         "family": res.family, "distance_kind": res.distance_kind, "continuous": res.continuous,
         "budgets": res.budgets, "cases": res.cases, "ignores_op": res.ignores_op, "steps": res.steps,

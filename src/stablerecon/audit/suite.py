@@ -1,81 +1,47 @@
 """The audit suite: every test, for every method, on the same images and operator.
 
-:func:`run` evaluates methods x tests (:data:`~stablerecon.audit.registry.TESTS`) on a batch of
-images (every test sees all images at once) and returns an
-:class:`~stablerecon.audit.result.AuditResult`. With ``out`` it writes, after each finished
-(method, test) unit, the unit's arrays (``arrays/*.safetensors``) and then the entry in
-``results.json``, each atomically; a run that is killed loses at most the unit in progress,
-and the same call again skips what is done. Every unit depends only on the method, the
-images, the operator and the options' seed, so a resumed audit ends with the same entries as
-one that ran straight through. At the end the figures and ``report.html`` are drawn
-(:mod:`stablerecon.report`).
+:func:`run` evaluates methods x tests (:data:`~stablerecon.audit.registry.TESTS`) on a set of
+images and returns an :class:`~stablerecon.audit.result.AuditResult`. The work is split into
+units, one test for one method on one chunk of ``options.batch_size`` images
+(:mod:`~stablerecon.audit.units`), run chunk by chunk by an executor
+(:mod:`~stablerecon.audit.executors`: in this process, or as Ray tasks on a local or remote
+cluster). With ``out`` every finished unit's arrays (``arrays/*.safetensors``) and then its
+entry in ``results.json`` are written, each atomically, as the unit finishes; a run that is
+killed loses at most the units in progress, and the same call again skips what is done. Every
+unit depends only on the method, its images, the operator and the options (each image draws
+its random numbers from its own generator), so a resumed or distributed audit ends with the
+same entries as one that ran straight through. Images are read one chunk at a time and arrays
+streamed to the run folder, so memory does not grow with the number of images. A unit that
+raises is recorded as a failure (with its error) and the rest of the audit goes on. At the end
+the figures and ``report.html`` are drawn (:mod:`stablerecon.report`).
 """
 
 from __future__ import annotations
 
-import time
+import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..config_base import ConfigError, validate
 from ..contracts import Operator, Reconstructor, capabilities, check_operator
 from ..files import write_atomic, write_json
 from ..validation import budgets as check_budgets
-from .arrays import load_arrays, save_arrays, slug
+from ..validation import device as check_device
+from .arrays import load_arrays, load_truth, save_truth, slug
+from .executors import UnitFailure, make_executor
+from .images import ImageSet, as_image_set
 from .options import AuditOptions
 from .registry import TESTS, UnitContext, default_tests
 from .result import AuditResult, fingerprint, operator_label
 from .store import options_yaml, read_existing
+from .units import AuditJob, Built, UnitKey, UnitOutcome, execute_unit, resolve, unit_context
 
 __all__ = ["run"]
-
-
-def _check_images(images: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, list[str]]:
-    if isinstance(images, Tensor):
-        if images.ndim != 4:
-            raise ValueError(
-                f"argument 'images' must be a (B, C, H, W) tensor, got shape {tuple(images.shape)}"
-            )
-        x, names = images, [f"image{i}" for i in range(images.shape[0])]
-    elif isinstance(images, Mapping):
-        if not images:
-            raise ValueError("argument 'images' must hold at least one image")
-        items = []
-        for name, img in images.items():
-            if not isinstance(img, Tensor):
-                raise TypeError(
-                    f"argument 'images'[{name!r}] must be a torch.Tensor, got {type(img).__name__}"
-                )
-            while img.ndim < 4:
-                img = img.unsqueeze(0)
-            if img.ndim != 4 or img.shape[0] != 1:
-                raise ValueError(
-                    f"argument 'images'[{name!r}] must be one image (C, H, W) or (1, C, H, W), "
-                    f"got shape {tuple(img.shape)}"
-                )
-            items.append(img)
-        shapes = {tuple(i.shape) for i in items}
-        if len(shapes) > 1:
-            raise ValueError(f"argument 'images' must hold images of one shape, got {sorted(shapes)}")
-        x, names = torch.cat(items), [str(n) for n in images]
-    else:
-        raise TypeError(
-            f"argument 'images' must be a tensor or a mapping of names to tensors, "
-            f"got {type(images).__name__}"
-        )
-    if x.shape[0] == 0:
-        raise ValueError("argument 'images' must hold at least one image")
-    if x.is_complex() or not x.is_floating_point():
-        raise TypeError(f"argument 'images' must be real floating point, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("argument 'images' holds NaN or Inf")
-    return x, names
 
 
 def _check_methods(methods: Mapping[str, Reconstructor]) -> dict[str, Reconstructor]:
@@ -122,10 +88,11 @@ def _probe(name: str, method: Reconstructor, x: Tensor, op: Operator) -> None:
         raise ValueError(f"argument 'methods'[{name!r}] returned NaN or Inf on the first image")
 
 
-def _prepare(context: UnitContext, methods: Mapping[str, Reconstructor], todo: list[tuple[str, str]]) -> None:
-    """Everything that can fail before the long work: the tests' ``prepare`` hooks (errors name
-    the test) and one reconstruction by every method (errors name the method)."""
-    for test in dict.fromkeys(t for _, t in todo):
+def _prepare(context: UnitContext, methods: Mapping[str, Reconstructor], todo: list[UnitKey]) -> None:
+    """Everything that can fail before the long work: the tests' ``prepare`` hooks on the first
+    chunk (errors name the test) and one reconstruction by every method (errors name the
+    method)."""
+    for test in dict.fromkeys(k.test for k in todo):
         prepare = TESTS.entry(test).meta.get("prepare")
         if prepare is not None:
             try:
@@ -133,7 +100,7 @@ def _prepare(context: UnitContext, methods: Mapping[str, Reconstructor], todo: l
             except (ValueError, RuntimeError, TypeError) as err:
                 raise type(err)(f"test {test!r} cannot run on this operator and these images: "
                                 f"{err}") from None
-    for name in dict.fromkeys(m for m, _ in todo):
+    for name in dict.fromkeys(k.method for k in todo):
         _probe(name, methods[name], context.x[:1], context.op)
 
 
@@ -158,7 +125,7 @@ def _check_tests(tests: Sequence[str] | None, has_sweep: bool) -> list[str]:
 def run(
     methods: Mapping[str, Reconstructor],
     op: Operator,
-    images: Tensor | Mapping[str, Tensor],
+    images: Tensor | Mapping[str, Tensor] | ImageSet,
     tests: Sequence[str] | None = None,
     budgets: Sequence[float] | None = None,
     *,
@@ -168,6 +135,10 @@ def run(
     report: bool = True,
     progress: bool = True,
     config_text: str | None = None,
+    device: str | torch.device | None = None,
+    executor: str = "serial",
+    address: str | None = None,
+    builder: Callable[[], Built] | None = None,
 ) -> AuditResult:
     """Audit reconstruction methods side by side.
 
@@ -180,7 +151,9 @@ def run(
     op:
         Forward operator (anything with ``A``, ``A_adjoint``; ``A_dagger`` and ``norm`` help).
     images:
-        Ground-truth images ``(B, C, H, W)`` in ``[0, 1]``, or a mapping of names to images.
+        Ground-truth images ``(B, C, H, W)`` in ``[0, 1]``, a mapping of names to images, or an
+        :class:`~stablerecon.audit.images.ImageSet` (e.g. :meth:`ImageSet.lazy
+        <stablerecon.audit.images.ImageSet.lazy>` over files: read one chunk at a time).
     tests:
         Names from :data:`~stablerecon.audit.registry.TESTS` (default:
         :func:`~stablerecon.audit.registry.default_tests`, every test but ``operator``; those that
@@ -189,7 +162,8 @@ def run(
         Relative perturbation budgets (shortcut for ``options.budgets``; the report budget
         becomes 2% if listed, else the middle one).
     options:
-        :class:`~stablerecon.audit.options.AuditOptions` or a mapping of its fields.
+        :class:`~stablerecon.audit.options.AuditOptions` or a mapping of its fields
+        (``batch_size``: images per unit and per forward pass).
     make_operator:
         ``rate -> operator`` for the sampling-rate sweep.
     out:
@@ -197,17 +171,34 @@ def run(
     report:
         Draw ``figures/`` and ``report.html`` into ``out`` at the end.
     progress:
-        Show a progress bar over (method, test) units.
+        Show a progress bar over the units (method x test x chunk).
     config_text:
         Text written to ``out/config.yaml`` (default: the options as YAML).
+    device:
+        Where methods, operator and images run (``"cpu"``, ``"cuda"``, ``"cuda:1"``; default:
+        where they are). ``nn.Module`` methods and operators are moved there; plain functions
+        must work on tensors of that device.
+    executor:
+        ``"serial"`` (this process) or ``"ray"`` (Ray tasks on a local or existing cluster,
+        :class:`~stablerecon.audit.executors.RayExecutor`; needs ``pip install
+        'stablerecon[ray]'``). The entries are the same either way.
+    address:
+        Ray cluster address (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``; default: a
+        local Ray instance). Only with ``executor="ray"``.
+    builder:
+        For ``executor="ray"``: a picklable callable returning ``(methods, op, make_operator,
+        images)`` that workers call to rebuild the audit (e.g. from its config) instead of
+        receiving the objects (:func:`stablerecon.runner.run_audit_config` passes one).
 
     Returns
     -------
     AuditResult
+        Failed units (a method that raised on some images) are in ``result.failures`` and in
+        the report; a ``RuntimeWarning`` names them.
     """
     methods = _check_methods(methods)
     check_operator(op)
-    x, names = _check_images(images)
+    image_set = as_image_set(images)
     if options is None:
         options = AuditOptions()
     elif isinstance(options, Mapping):
@@ -227,85 +218,101 @@ def run(
     unknown = [t for t in options.tradeoff if t not in methods]
     if unknown:
         raise ValueError(f"argument 'options': tradeoff names methods that are not audited: {unknown}")
+    device = check_device(device)
+    if not isinstance(executor, str):
+        raise TypeError(f"argument 'executor' must be 'serial' or 'ray', got {type(executor).__name__}")
+    if builder is not None and not callable(builder):
+        raise TypeError(f"argument 'builder' must be callable, got {type(builder).__name__}")
+    shape = image_set.shape
     in_shape = capabilities(op).in_shape
-    if in_shape is not None and len(in_shape) >= 2 and tuple(x.shape[-2:]) != tuple(in_shape)[-2:]:
-        raise ValueError(
-            f"argument 'images' has image shape {tuple(x.shape[1:])} but the operator takes {tuple(in_shape)}"
-        )
+    if in_shape is not None and len(in_shape) >= 2 and tuple(shape[-2:]) != tuple(in_shape)[-2:]:
+        raise ValueError(f"argument 'images' has image shape {tuple(shape)} but the operator takes "
+                         f"{tuple(in_shape)}")
+    runner = make_executor(executor, address)  # an unreachable cluster fails here, before any work
+    try:
+        return _run(methods, op, image_set, test_list, options, make_operator, out, report, progress,
+                    config_text, device, runner, builder)
+    finally:
+        shutdown = getattr(runner, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def _run(methods: dict[str, Reconstructor], op: Operator, image_set: ImageSet, test_list: list[str],
+         options: AuditOptions, make_operator: Callable[[float], Operator] | None, out: str | Path | None,
+         report: bool, progress: bool, config_text: str | None, device: str | None, runner: Any,
+         builder: Callable[[], Built] | None) -> AuditResult:
     label = operator_label(op)
-    result = AuditResult(list(methods), names, test_list, options, x.detach().clone(), label)
+    digest = image_set.digest(options.batch_size)  # reads (and checks) every image once, a chunk at a time
+    result = AuditResult(list(methods), list(image_set.names), test_list, options, label, digest=digest,
+                         source=image_set)
     folder = Path(out) if out is not None else None
     if folder is not None:
-        result.entries, result.timings = read_existing(folder, fingerprint(result.truth, label, options))
-    units = [(m, t) for m in methods for t in test_list]
-    context = UnitContext(x, op, options, make_operator, progress)
-    _prepare(context, methods, [u for u in units if u not in result.entries])  # before any file
+        units, result.timings = read_existing(folder, fingerprint(digest, label, options))
+        result.units = units  # a folder may hold more methods and tests: kept in results.json
+    wanted = [UnitKey(m, t, c.start, c.stop) for c in result.chunks for m in methods for t in test_list]
+    serial = getattr(runner, "name", "serial") == "serial"
+    token = uuid.uuid4().hex
+    job_local = AuditJob(options=options, token=token, methods=methods, op=op, make_operator=make_operator,
+                         images=image_set, folder=str(folder) if folder is not None else None,
+                         device=device, progress=progress)
+    if serial:
+        job = job_local
+    elif builder is not None:  # workers rebuild methods, operator and images from the builder
+        job = AuditJob(options=options, token=token, builder=builder, folder=job_local.folder,
+                       device=device)
+    else:  # workers receive the objects (Ray's serialisation)
+        job = AuditJob(options=options, token=token, methods=methods, op=op, make_operator=make_operator,
+                       images=image_set, folder=job_local.folder, device=device)
+    first = result.chunks[0]
+    _prepare(unit_context(job_local, first.start, first.stop), resolve(job_local)[0],
+             [k for k in wanted if k not in result.units])  # before any file
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        text = (
-            config_text
-            if config_text is not None
-            else options_yaml(options, list(methods), names, test_list)
-        )
+        text = config_text if config_text is not None else options_yaml(options, list(methods),
+                                                                        list(image_set.names), test_list)
         write_atomic(folder / "config.yaml", lambda p: p.write_text(text, encoding="utf-8"))
-        write_atomic(
-            folder / "truth.safetensors", lambda p: save_file({"truth": result.truth.contiguous()}, str(p))
-        )
+        for c in result.chunks:
+            if load_truth(folder, c.start, c.stop) is None:
+                save_truth(folder, c.start, c.stop, image_set.load(c))
         result.path = folder
-        for key in list(result.entries):
-            if key[0] in methods:
-                arrays = load_arrays(folder, *key)
-                keeps = key[1] in TESTS and TESTS.entry(key[1]).meta.get("arrays", False)
-                if arrays is None and keeps:
-                    del result.entries[key]  # arrays lost: redo the unit
-                elif arrays:
-                    result.arrays[key] = arrays
-    todo = [u for u in units if u not in result.entries]
-    bar = tqdm(
-        total=len(units),
-        initial=len(units) - len(todo),
-        disable=not progress,
-        desc="audit",
-        unit="test",
-        dynamic_ncols=True,
-    )
+        for key in [k for k in wanted if k in result.units]:
+            keeps = TESTS.entry(key.test).meta.get("arrays", False)
+            if keeps and load_arrays(folder, key) is None:
+                del result.units[key]  # arrays lost: redo the unit
+    todo = [k for k in wanted if k not in result.units]
     try:
-        for name, test in todo:
-            bar.set_postfix_str(f"{name}: {test}")
-            method = methods[name]
-            was_training = getattr(method, "training", None)
-            if was_training:
-                method.eval()
-            started = time.perf_counter()
-            try:
-                values, arrays = TESTS[test](method, context)
-            finally:
-                if was_training:
-                    method.train()
-            result.timings[f"{name}: {test}"] = round(time.perf_counter() - started, 3)
-            result.entries[(name, test)] = values
-            result.arrays[(name, test)] = arrays
+        for key, outcome in runner.map(execute_unit, job, todo, progress=progress):
+            if isinstance(outcome, UnitFailure):
+                result.failures[key] = {"kind": outcome.kind, "message": outcome.message}
+                result.timings.pop(key.label, None)
+            else:
+                assert isinstance(outcome, UnitOutcome)
+                result.record(key, outcome.values)
+                result.timings[key.label] = outcome.seconds
+                if outcome.arrays:
+                    result.held_arrays[key] = outcome.arrays
             if folder is not None:
-                save_arrays(folder, name, test, arrays)
-                write_json(folder / "results.json", result.to_json())
-            bar.update(1)
+                write_json(folder / "results.json", result.to_json(summary=False))
     except KeyboardInterrupt:
-        bar.close()
         if folder is not None:
+            write_json(folder / "results.json", result.to_json(summary=False))
             raise KeyboardInterrupt(
-                f"audit interrupted; finished tests are saved in {folder}; "
-                f"run the same command again to resume"
+                f"audit interrupted; finished units are saved in {folder}; run the same command again "
+                f"to resume"
             ) from None
         raise
-    bar.close()
     if folder is not None:
         write_json(folder / "results.json", result.to_json())  # every entry of the folder
     # the result and its report cover the requested methods and tests (a folder may hold more)
-    result.entries = {k: v for k, v in result.entries.items() if k in set(units)}
-    result.arrays = {k: v for k, v in result.arrays.items() if k in set(units)}
-    if folder is not None:
-        if report:
-            from ..report import write_report
+    result.units = {k: v for k, v in result.units.items() if k.method in methods and k.test in test_list}
+    result._merged = None
+    if result.failures:
+        lines = [f"{k.label}: {v['kind']}: {v['message']}" for k, v in sorted(result.failures.items())]
+        warnings.warn("audit units failed (the rest of the audit went on):\n  " + "\n  ".join(lines),
+                      RuntimeWarning, stacklevel=3)
+    if folder is not None and report:
+        from ..report import write_report
 
-            write_report(result, folder)
+        write_report(result, folder)
     return result

@@ -34,7 +34,7 @@ from .corruptions import (
     speckle,
 )
 from .details import FONT_CHARACTERS, insert_detail
-from .files import IMAGE_SUFFIXES, is_image_path, read_image, read_images
+from .files import IMAGE_SUFFIXES, is_image_path, list_images, read_image, read_images
 from .images import available_images, image
 from .phantoms import ellipses, haar_sparse, shepp_logan
 
@@ -57,6 +57,7 @@ __all__ = [
     "is_image_path",
     "read_image",
     "read_images",
+    "list_images",
     "shepp_logan",
     "shot",
     "speckle",

@@ -53,7 +53,7 @@ from torch import Tensor
 
 from stablerecon.validation import boolean, choice
 
-__all__ = ["IMAGE_SUFFIXES", "is_image_path", "read_image", "read_images"]
+__all__ = ["IMAGE_SUFFIXES", "is_image_path", "read_image", "read_images", "list_images"]
 
 #: File suffixes accepted by :func:`read_image` (lower case; the match ignores case).
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy", ".npz")
@@ -353,6 +353,46 @@ def _expand(entry: str, base: Path | None, label: str) -> list[tuple[str, Path, 
     return [(name(m), m, key) for m in matches]
 
 
+def list_images(
+    spec: Sequence[str | os.PathLike[str]] | str,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    where: str | None = None,
+) -> list[tuple[str, str, str]]:
+    """The files that :func:`read_images` would read, without reading them:
+    ``[(name, target, label)]`` in order, ``target`` the path (``FILE.npz:KEY`` for an archive
+    key) to give :func:`read_image` and ``label`` the entry that named it (``where[i]``), for
+    callers that read a large set one image at a time. Globs are expanded and duplicates refused
+    as in :func:`read_images`."""
+    field = where or "argument 'spec'"
+    single = isinstance(spec, (str, os.PathLike))
+    if single:
+        spec = [spec]  # type: ignore[list-item]
+    if not isinstance(spec, Sequence) or not spec:
+        raise ValueError(f"{field} must be a non-empty list of image paths or globs, got {spec!r}")
+    base = None
+    if base_dir is not None:
+        if not isinstance(base_dir, (str, os.PathLike)):
+            raise TypeError(f"argument 'base_dir' must be a str or a path, got {type(base_dir).__name__}")
+        base = Path(os.path.normpath(Path(base_dir).expanduser().absolute()))
+        if not base.is_dir():
+            raise ValueError(f"argument 'base_dir' must be an existing folder, got {os.fspath(base_dir)!r}")
+    entries: list[tuple[str, Path, str | None, str]] = []
+    for i, item in enumerate(spec):
+        label = field if single else f"{where}[{i}]" if where else f"argument 'spec' entry {i}"
+        if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+            raise ValueError(f"{label} must be a non-empty path or glob, got {item!r}")
+        for name, file, key in _expand(os.fspath(item), base, label):
+            entries.append((name, file, key, label))
+    seen: dict[tuple[str, str | None], str] = {}
+    for name, file, key, label in entries:
+        ident = (os.path.normcase(os.path.realpath(file)), key)
+        if ident in seen:
+            raise ValueError(f"{label}: the image {name!r} is listed twice (also by {seen[ident]})")
+        seen[ident] = label
+    return [(name, f"{file}:{key}" if key else str(file), label) for name, file, key, label in entries]
+
+
 def read_images(
     spec: Sequence[str | os.PathLike[str]] | str,
     *,
@@ -393,36 +433,8 @@ def read_images(
             through two globs), or any refusal of :func:`read_image`; the message names the
             entry (``where[i]``) and the file.
     """
-    field = where or "argument 'spec'"
-    single = isinstance(spec, (str, os.PathLike))
-    if single:
-        spec = [spec]  # type: ignore[list-item]
-    if not isinstance(spec, Sequence) or not spec:
-        raise ValueError(f"{field} must be a non-empty list of image paths or globs, got {spec!r}")
-    base = None
-    if base_dir is not None:
-        if not isinstance(base_dir, (str, os.PathLike)):
-            raise TypeError(f"argument 'base_dir' must be a str or a path, got {type(base_dir).__name__}")
-        base = Path(os.path.normpath(Path(base_dir).expanduser().absolute()))
-        if not base.is_dir():
-            raise ValueError(f"argument 'base_dir' must be an existing folder, got {os.fspath(base_dir)!r}")
     _parse_size(size, f"{where}: " if where else "")
-    entries: list[tuple[str, Path, str | None, str]] = []
-    for i, item in enumerate(spec):
-        label = field if single else f"{where}[{i}]" if where else f"argument 'spec' entry {i}"
-        if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
-            raise ValueError(f"{label} must be a non-empty path or glob, got {item!r}")
-        for name, file, key in _expand(os.fspath(item), base, label):
-            entries.append((name, file, key, label))
-    seen: dict[tuple[str, str | None], str] = {}
-    for name, file, key, label in entries:
-        ident = (os.path.normcase(os.path.realpath(file)), key)
-        if ident in seen:
-            raise ValueError(f"{label}: the image {name!r} is listed twice (also by {seen[ident]})")
-        seen[ident] = label
-    out: dict[str, Tensor] = {}
-    for name, file, key, label in entries:
-        target = f"{file}:{key}" if key else file
-        out[name] = read_image(target, size=size, resize=resize, grey=grey, value_range=value_range,
-                               complex_ok=complex_ok, where=label)
-    return out
+    files = list_images(spec, base_dir=base_dir, where=where)
+    return {name: read_image(target, size=size, resize=resize, grey=grey, value_range=value_range,
+                             complex_ok=complex_ok, where=label)
+            for name, target, label in files}

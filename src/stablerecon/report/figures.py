@@ -1,14 +1,22 @@
 """The audit's figures (matplotlib, Agg backend; nothing is shown on screen).
 
 Every function takes an audit result (anything shaped like
-:class:`~stablerecon.audit.AuditResult`: ``methods``, ``images``, ``options``, ``truth``,
-``entries``, ``arrays``, ``summary()``) and returns a figure, or ``None`` when the tests it
-needs were not run.
+:class:`~stablerecon.audit.AuditResult`: ``methods``, ``images``, ``options``, ``entries``,
+``summary()``, and for the galleries ``truth_at(ids)`` and ``image_arrays(method, test, ids)``,
+which read only the images drawn) and returns a figure, or ``None`` when the tests it needs
+were not run.
+
+The report stays small for a dataset audit: an audit of at most ``options.worst_images``
+images gets one gallery per image (every method on it); a larger one gets one gallery per
+method showing only its ``worst_images`` worst images (:func:`worst_images`), and the
+distribution of every per-image score over all images in :func:`distributions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from ..contracts import STABILITY_THRESHOLD  # noqa: E402
 from ..files import write_atomic  # noqa: E402
@@ -27,8 +36,13 @@ if TYPE_CHECKING:  # the report draws audit results; the audit calls the report
 
 __all__ = [
     "FIGURES",
+    "DPI",
     "draw_figures",
     "gallery",
+    "worst_gallery",
+    "worst_images",
+    "image_amplification",
+    "distributions",
     "error_curves",
     "adversarial_vs_random",
     "accuracy_stability",
@@ -37,11 +51,28 @@ __all__ = [
     "operator_curves",
 ]
 
+#: Resolution of the report's PNGs (dots per inch).
+DPI = 80
+#: Side of one image panel of a gallery, in inches (``PANEL * DPI`` pixels).
+PANEL = 1.6
+#: Largest absolute error the galleries' error and change panels show (colour scale 0 to it).
+ERR_MAX = 0.25
+
 
 def _img(t: Any) -> np.ndarray:
     a = t.detach().to("cpu").double()
     a = a.abs() if a.is_complex() else a
     return a.numpy()
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _median(values: Sequence[float | None]) -> float:
+    """Median of the finite values (NaN if none)."""
+    kept = _finite(values)
+    return float(np.median(kept)) if kept else math.nan
 
 
 def _mean(values: list[float]) -> float:
@@ -65,73 +96,267 @@ def _colours(n: int) -> list[Any]:
     return [cmap(i % 10) for i in range(n)]
 
 
-def gallery(result: AuditResult, image: int) -> Figure | None:
-    """Per method (rows): reconstruction, its error, the worst perturbation seen in image space
-    (``|A^* e|``), the perturbed reconstruction and the change it causes, for image
-    ``image``; the first row shows the ground truth."""
-    methods = [
-        m for m in result.methods if (m, "accuracy") in result.arrays or (m, "worst_case") in result.arrays
-    ]
-    if not methods:
+# ---- which images the galleries show ------------------------------------------------------------
+
+
+def image_amplification(result: AuditResult, method: str) -> list[float] | None:
+    """The worst-case amplification of ``method`` per image, the largest over the budgets
+    (NaN where no budget gives a finite value); ``None`` without a ``worst_case`` entry."""
+    wc = result.entries.get((method, "worst_case"))
+    if not wc:
         return None
-    truth = _img(result.truth[image, 0])
+    out = []
+    for col in zip(*wc["amplification"], strict=True):
+        kept = _finite(col)
+        out.append(max(kept) if kept else math.nan)
+    return out
+
+
+def worst_images(result: AuditResult, method: str, k: int | None = None) -> list[int]:
+    """Indices of the ``k`` (default ``options.worst_images``) worst images of ``method``,
+    worst first: the largest worst-case amplification (:func:`image_amplification`) or, without
+    a ``worst_case`` entry, the lowest clean PSNR; empty when neither test finished. Ties keep
+    image order; images with an undefined score come last."""
+    k = result.options.worst_images if k is None else k
+    amp = image_amplification(result, method)
+    if amp is not None:
+        score = [-a if math.isfinite(a) else math.inf for a in amp]
+    else:
+        acc = result.entries.get((method, "accuracy"))
+        if not acc:
+            return []
+        score = [float(p) if p is not None and not math.isnan(float(p)) else math.inf
+                 for p in acc["clean"]["psnr"]]
+    return sorted(range(len(score)), key=lambda i: (score[i], i))[:k]
+
+
+# ---- galleries ----------------------------------------------------------------------------------
+
+
+def _arrays(result: AuditResult, method: str, test: str, ids: Sequence[int]) -> dict[str, Any]:
+    """The arrays of a finished (method, test) for images ``ids`` (empty otherwise)."""
+    if (method, test) not in result.entries:
+        return {}
+    return result.image_arrays(method, test, list(ids))
+
+
+def _columns(result: AuditResult) -> list[str]:
     budget = result.options.report_budget
-    cols = [
-        "reconstruction",
-        "|error|",
-        f"worst perturbation |A*e| ({100 * budget:g}%)",
-        "perturbed reconstruction",
-        "|change|",
-    ]
-    fig, axes = plt.subplots(
-        len(methods) + 1, len(cols), figsize=(2.3 * len(cols), 2.3 * (len(methods) + 1)), squeeze=False
-    )
-    for ax in axes.ravel():
+    return ["reconstruction", "|error|", f"worst perturbation\n|A*e| at {100 * budget:g}%",
+            "perturbed reconstruction", "|change|"]
+
+
+def _panels(truth: np.ndarray, acc: dict[str, Any], wc: dict[str, Any],
+            row: int) -> list[tuple[np.ndarray | None, dict[str, Any]]]:
+    """Reconstruction, |error|, |A* e|, perturbed reconstruction and |change| of image ``row``
+    of the arrays (``None`` where the test did not run)."""
+    recon = acc.get("reconstruction", wc.get("clean_output"))
+    gray = {"cmap": "gray", "vmin": 0, "vmax": 1}
+    err = {"cmap": "magma", "vmin": 0, "vmax": ERR_MAX}
+    rec = None if recon is None else _img(recon[row, 0])
+    panels: list[tuple[np.ndarray | None, dict[str, Any]]] = [
+        (rec, gray), (None if rec is None else np.abs(rec - truth), err)]
+    if wc:
+        out = _img(wc["perturbed_output"][row, 0])
+        panels += [
+            (np.abs(_img(wc["perturbation_image"][row, 0])), {"cmap": "viridis"}),
+            (out, gray),
+            (np.abs(out - _img(wc["clean_output"][row, 0])), err),
+        ]
+    else:
+        panels += [(None, {})] * 3
+    return panels
+
+
+def _tight_below_title(fig: Figure, title: float = 0.12) -> None:
+    """Tight layout leaving ``title`` inches at the top for the figure's title."""
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - title / fig.get_figheight()))
+
+
+def _blank(axes: Any) -> None:
+    for ax in np.ravel(axes):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_frame_on(False)
+
+
+def gallery(result: AuditResult, image: int) -> Figure | None:
+    """Per method (rows): reconstruction, its error, the worst perturbation seen in image space
+    (``|A^* e|``), the perturbed reconstruction and the change it causes, for image
+    ``image``; the first row shows the ground truth. Reads the arrays of this image only."""
+    loaded = [(m, _arrays(result, m, "accuracy", [image]), _arrays(result, m, "worst_case", [image]))
+              for m in result.methods]
+    loaded = [(m, acc, wc) for m, acc, wc in loaded if acc or wc]
+    if not loaded:
+        return None
+    truth = _img(result.truth_at([image])[0, 0])
+    cols = _columns(result)
+    fig, axes = plt.subplots(len(loaded) + 1, len(cols), figsize=(PANEL * len(cols), PANEL * (len(loaded) + 1)
+                                                                  + 0.4), squeeze=False)
+    _blank(axes)
     axes[0, 0].imshow(truth, cmap="gray", vmin=0, vmax=1)
-    axes[0, 0].set_title("ground truth", fontsize=9)
-    axes[0, 0].set_ylabel(result.images[image], fontsize=9)
-    err_max = 0.25
-    for r, m in enumerate(methods, start=1):
-        acc = result.arrays.get((m, "accuracy"), {})
-        wc = result.arrays.get((m, "worst_case"), {})
-        recon = acc.get("reconstruction", wc.get("clean_output"))
-        panels: list[tuple[np.ndarray | None, dict[str, Any]]] = [
-            (None if recon is None else _img(recon[image, 0]), {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            (
-                None if recon is None else np.abs(_img(recon[image, 0]) - truth),
-                {"cmap": "magma", "vmin": 0, "vmax": err_max},
-            ),
-        ]
-        if wc:
-            pert = np.abs(_img(wc["perturbation_image"][image, 0]))
-            change = np.abs(_img(wc["perturbed_output"][image, 0]) - _img(wc["clean_output"][image, 0]))
-            panels += [
-                (pert, {"cmap": "viridis"}),
-                (_img(wc["perturbed_output"][image, 0]), {"cmap": "gray", "vmin": 0, "vmax": 1}),
-                (change, {"cmap": "magma", "vmin": 0, "vmax": err_max}),
-            ]
-        for c, (arr, kw) in enumerate(panels):
+    axes[0, 0].set_title("ground truth", fontsize=8)
+    axes[0, 0].set_ylabel(result.images[image], fontsize=8)
+    for r, (m, acc, wc) in enumerate(loaded, start=1):
+        for c, (arr, kw) in enumerate(_panels(truth, acc, wc, 0)):
             if arr is not None:
                 axes[r, c].imshow(arr, **kw)
             if r == 1:
-                axes[r, c].set_title(cols[c], fontsize=9)
-        axes[r, 0].set_ylabel(m, fontsize=9)
+                axes[r, c].set_title(cols[c], fontsize=8)
+        axes[r, 0].set_ylabel(m, fontsize=8)
         axes[r, 0].set_frame_on(True)
-    fig.suptitle(
-        f"{result.images[image]}: reconstructions and worst-case perturbations "
-        f"(error colour scale 0 to {err_max})",
-        fontsize=10,
-    )
+    fig.suptitle(f"{result.images[image]}: reconstructions and worst-case perturbations "
+                 f"(error colour scale 0 to {ERR_MAX})", fontsize=9)
+    _tight_below_title(fig)
+    return fig
+
+
+def worst_gallery(result: AuditResult, method: str) -> Figure | None:
+    """The worst images of ``method`` (:func:`worst_images`, worst first), one row each:
+    ground truth, reconstruction, its error, the worst perturbation seen in image space
+    (``|A^* e|``), the perturbed reconstruction and the change it causes. Reads the arrays of
+    these images only."""
+    ids = worst_images(result, method)
+    if not ids:
+        return None
+    acc, wc = _arrays(result, method, "accuracy", ids), _arrays(result, method, "worst_case", ids)
+    if not acc and not wc:
+        return None
+    truth = result.truth_at(ids)
+    amp = image_amplification(result, method)
+    psnr = result.entries[(method, "accuracy")]["clean"]["psnr"] if acc else None
+    cols = ["ground truth", *_columns(result)]
+    fig, axes = plt.subplots(len(ids), len(cols), figsize=(PANEL * len(cols), PANEL * len(ids) + 0.4),
+                             squeeze=False)
+    _blank(axes)
+    for r, i in enumerate(ids):
+        t = _img(truth[r, 0])
+        panels = [(t, {"cmap": "gray", "vmin": 0, "vmax": 1}), *_panels(t, acc, wc, r)]
+        for c, (arr, kw) in enumerate(panels):
+            if arr is not None:
+                axes[r, c].imshow(arr, **kw)
+            if r == 0:
+                axes[r, c].set_title(cols[c], fontsize=8)
+        notes = []
+        if amp is not None:
+            notes.append(f"amp. {amp[i]:.3g}")
+        if psnr is not None and psnr[i] is not None:
+            notes.append(f"{psnr[i]:.1f} dB")
+        axes[r, 0].set_ylabel("\n".join([_short(result.images[i]), *notes]), fontsize=7)
+        axes[r, 0].set_frame_on(True)
+    by = "largest worst-case amplification" if amp is not None else "lowest clean PSNR"
+    fig.suptitle(f"{method}: its {len(ids)} images with the {by} (error colour scale 0 to {ERR_MAX})",
+                 fontsize=9)
+    _tight_below_title(fig)
+    return fig
+
+
+def _short(name: str, width: int = 24) -> str:
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
+def _worst_caption(result: AuditResult, method: str) -> str:
+    ids = worst_images(result, method)
+    amp = image_amplification(result, method)
+    if amp is not None:
+        rows = ", ".join(f"{result.images[i]} (amplification {amp[i]:.3g})" for i in ids)
+        by = "largest worst-case amplification (max over the budgets)"
+    else:
+        psnr = result.entries[(method, "accuracy")]["clean"]["psnr"]
+        rows = ", ".join(f"{result.images[i]} (PSNR {psnr[i]:.2f} dB)" for i in ids)
+        by = "lowest clean PSNR (no worst-case test)"
+    n, k = len(result.images), result.options.worst_images
+    return (f"The {len(ids)} of {n} images on which {method} has the {by}, worst first: {rows}. "
+            f"Columns: ground truth, reconstruction from clean measurements, its error, the worst "
+            f"perturbation found at the report budget (seen through the adjoint), the reconstruction "
+            f"from the perturbed measurements and the change. The audit has more than "
+            f"options.worst_images = {k} images, so the report shows each method on its own worst "
+            f"images only; the distributions figure shows every image.")
+
+
+# ---- distributions over the images --------------------------------------------------------------
+
+
+def _scores(result: AuditResult) -> list[tuple[str, dict[str, list[float]]]]:
+    """``(panel title, {method: per-image finite values})`` for each per-image score present."""
+    k = result.options.budgets.index(result.options.report_budget)
+    specs: list[tuple[str, str, Callable[[str], list[float | None] | None]]] = [
+        ("clean PSNR [dB]", "accuracy", lambda m: result.entries[(m, "accuracy")]["clean"]["psnr"]),
+        ("worst-case amplification (max over budgets)", "worst_case",
+         lambda m: image_amplification(result, m)),
+        (f"worst-case relative change at {100 * result.options.report_budget:g}%", "worst_case",
+         lambda m: result.entries[(m, "worst_case")]["relative_error"][k]),
+        ("detail recovered (fraction of contrast)", "detail",
+         lambda m: result.entries[(m, "detail")]["recovered"]),
+        ("hallucination cos(f(Ax) - x, z0)", "kernel",
+         lambda m: result.entries[(m, "kernel")]["hallucination"]),
+    ]
+    out = []
+    for title, test, get in specs:
+        per: dict[str, list[float]] = {}
+        for m in result.methods:
+            if (m, test) in result.entries:
+                kept = _finite(get(m) or [])
+                if kept:
+                    per[m] = kept
+        if per:
+            out.append((title, per))
+    return out
+
+
+def distributions(result: AuditResult) -> Figure | None:
+    """Box plots per method of the per-image scores over all images: clean PSNR, worst-case
+    amplification (max over budgets; dotted: the stability threshold), worst-case relative
+    change at the report budget, detail recovered and hallucination (those present)."""
+    scores = _scores(result)
+    if not scores:
+        return None
+    n_methods = max(len(per) for _, per in scores)
+    ncols = min(len(scores), 3 if n_methods <= 5 else 2)
+    nrows = math.ceil(len(scores) / ncols)
+    width = max(4.0, 0.5 * n_methods + 1.5)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.6 * nrows), squeeze=False)
+    few = len(result.images) <= 12
+    for ax, (title, per) in zip(axes.ravel(), scores, strict=False):
+        names = list(per)
+        colours = _colours(len(result.methods))
+        box = ax.boxplot([per[m] for m in names], widths=0.6, patch_artist=True, showfliers=not few,
+                         medianprops={"color": "k"}, flierprops={"markersize": 3, "alpha": 0.6})
+        for patch, m in zip(box["boxes"], names, strict=True):
+            patch.set_facecolor(colours[result.methods.index(m)])
+            patch.set_alpha(0.5)
+        if few:  # a handful of images: show every one
+            for j, m in enumerate(names, start=1):
+                ax.plot(np.full(len(per[m]), j), per[m], "k.", ms=4, alpha=0.7)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=25, ha="right", fontsize=8)
+        if title.startswith("worst-case amplification"):
+            ax.axhline(STABILITY_THRESHOLD, color="k", lw=0.8, ls=":")
+            values = [v for m in names for v in per[m] if v > 0]
+            if values and max(values) / min(values) > 50:
+                ax.set_yscale("log")
+            title += f"\n(dotted: stability threshold {STABILITY_THRESHOLD:g})"
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    for ax in axes.ravel()[len(scores):]:
+        ax.set_visible(False)
+    fig.suptitle(f"per-image scores over {len(result.images)} images (box: quartiles, line: median)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
+# ---- curves and comparisons ---------------------------------------------------------------------
+
+
+def _ratios(worst: Sequence[float], random: Sequence[float]) -> list[float]:
+    """Per image: worst-case change over the mean random-noise change."""
+    return [w / max(r, 1e-30) for w, r in zip(worst, random, strict=True)]
+
+
 def error_curves(result: AuditResult) -> Figure | None:
     """Relative output change versus budget: worst case (solid) and random noise of the same
-    norm (dashed), mean over images; right: worst-case amplification."""
+    norm (dashed), median over images; right: worst-case amplification, the largest over the
+    images (solid) and the median (dashed)."""
     methods = [m for m in result.methods if (m, "worst_case") in result.entries]
     if not methods:
         return None
@@ -139,24 +364,29 @@ def error_curves(result: AuditResult) -> Figure | None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for m, colour in zip(methods, _colours(len(methods)), strict=True):
         wc = result.entries[(m, "worst_case")]
-        ax.plot(budgets, [_mean(v) for v in wc["relative_error"]], "-o", color=colour, label=m)
+        ax.plot(budgets, [_median(v) for v in wc["relative_error"]], "-o", color=colour, label=m)
         rn = result.entries.get((m, "random_noise"))
         if rn:
-            ax.plot(budgets, [_mean(v) for v in rn["relative_mean_error"]], "--", color=colour, alpha=0.7)
-        ax2.plot(budgets, [max(v) for v in wc["amplification"]], "-o", color=colour, label=m)
+            ax.plot(budgets, [_median(v) for v in rn["relative_mean_error"]], "--", color=colour, alpha=0.7)
+        largest = [max(_finite(v), default=math.nan) for v in wc["amplification"]]
+        ax2.plot(budgets, largest, "-o", color=colour, label=m)
+        if len(result.images) > 1:
+            ax2.plot(budgets, [_median(v) for v in wc["amplification"]], "--", color=colour, alpha=0.7)
     ref = result.options.reference
     _label(ax, "perturbation budget ||e|| / ||y|| [%]",
            "||f(y+e) - f(y)|| / ||f(y)||" if ref == "output" else "||f(y+e) - x|| / ||x||",
-           "output change: worst case (solid) vs random (dashed)", legend=8)
+           "output change (median over images):\nworst case (solid) vs random (dashed)", legend=8)
     ax2.axhline(STABILITY_THRESHOLD, color="k", lw=0.8, ls=":")
-    _label(ax2, "perturbation budget [%]", "max amplification ||f(y+e) - f(y)|| / ||e||",
-           f"worst-case amplification (dotted: stability threshold {STABILITY_THRESHOLD:g})")
+    _label(ax2, "perturbation budget [%]", "amplification ||f(y+e) - f(y)|| / ||e||",
+           f"worst-case amplification: max (solid), median (dashed)\n"
+           f"dotted: stability threshold {STABILITY_THRESHOLD:g}")
     fig.tight_layout()
     return fig
 
 
 def adversarial_vs_random(result: AuditResult) -> Figure | None:
-    """Ratio of the worst-case output change to the mean random-noise change, per budget."""
+    """Ratio of the worst-case output change to the mean random-noise change, per budget
+    (median over images of the per-image ratio)."""
     methods = [
         m
         for m in result.methods
@@ -169,42 +399,52 @@ def adversarial_vs_random(result: AuditResult) -> Figure | None:
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(budgets) + 2), 4))
     for i, (m, colour) in enumerate(zip(methods, _colours(len(methods)), strict=True)):
         wc, rn = result.entries[(m, "worst_case")], result.entries[(m, "random_noise")]
-        ratios = [_mean(wc["error"][k]) / max(_mean(rn["mean_error"][k]), 1e-30) for k in range(len(budgets))]
+        ratios = [_median(_ratios(wc["error"][k], rn["mean_error"][k])) for k in range(len(budgets))]
         ax.bar(np.arange(len(budgets)) + i * width, ratios, width, color=colour, label=m)
     ax.set_xticks(np.arange(len(budgets)) + 0.4 - width / 2, [f"{100 * b:g}%" for b in budgets])
     ax.axhline(1.0, color="k", lw=0.8)
     _label(ax, "perturbation budget", "worst-case change / random-noise change",
-           "how much worse than random noise the worst case is", legend=8, grid="y")
+           "how much worse than random noise the worst case is (median over images)", legend=8, grid="y")
     fig.tight_layout()
     return fig
 
 
+def _interval(ci: dict[str, float] | None, value: float) -> list[float]:
+    """``[below, above]`` error-bar lengths of a bootstrap interval (zero without one)."""
+    if ci is None:
+        return [0.0, 0.0]
+    return [max(value - ci["low"], 0.0), max(ci["high"] - value, 0.0)]
+
+
 def accuracy_stability(result: AuditResult) -> Figure | None:
     """The trade-off: clean PSNR against the worst-case relative output change at the report
-    budget, one point per method (up and left is better)."""
-    rows = [r for r in result.summary() if "psnr" in r and "worst_relative_change" in r]
+    budget, one point per method (medians over the images, bars: bootstrap 95% intervals; up
+    and left is better)."""
+    rows = [r for r in result.summary()
+            if r.get("psnr") is not None and r.get("worst_relative_change") is not None]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for r, colour in zip(rows, _colours(len(rows)), strict=True):
-        ax.scatter(r["worst_relative_change"], r["psnr"], s=60, color=colour)
-        ax.annotate(
-            r["method"],
-            (r["worst_relative_change"], r["psnr"]),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=8,
-        )
+        x, y = r["worst_relative_change"], r["psnr"]
+        ci = r.get("ci", {})
+        if math.isfinite(x) and math.isfinite(y):
+            xerr = np.asarray(_interval(ci.get("worst_relative_change"), x))[:, None]
+            yerr = np.asarray(_interval(ci.get("psnr"), y))[:, None]
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", ms=7, color=colour, capsize=3, lw=1)
+            ax.annotate(r["method"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    many = len(result.images) > 1
     _label(ax, f"worst-case relative output change at {100 * result.options.report_budget:g}% budget",
-           "clean PSNR [dB]", "accuracy versus stability")
+           "clean PSNR [dB]", "accuracy versus stability" + (" (medians, 95% intervals)" if many else ""))
     fig.tight_layout()
     return fig
 
 
 def kernel_and_detail(result: AuditResult) -> Figure | None:
-    """Left: fraction of the inserted detail's contrast each method recovers (per image).
-    Right: hallucination (cosine of the error with the kernel detail on the image without it)
-    and detection (cosine of the change with the detail), mean over images."""
+    """Left: fraction of the inserted detail's contrast each method recovers (per image, or
+    box plots over the images when there are more than eight). Right: hallucination (cosine
+    of the error with the kernel detail on the image without it) and detection (cosine of the
+    change with the detail), median over images."""
     det = [m for m in result.methods if (m, "detail") in result.entries]
     ker = [m for m in result.methods if (m, "kernel") in result.entries]
     if not det and not ker:
@@ -212,25 +452,31 @@ def kernel_and_detail(result: AuditResult) -> Figure | None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     if det:
         n_img = len(result.images)
-        width = 0.8 / n_img
-        for j in range(n_img):
-            vals = [result.entries[(m, "detail")]["recovered"][j] for m in det]
-            ax.bar(np.arange(len(det)) + j * width, vals, width, label=result.images[j])
-        ax.set_xticks(np.arange(len(det)) + 0.4 - width / 2, det, rotation=20, ha="right", fontsize=8)
+        if n_img <= 8:
+            width = 0.8 / n_img
+            for j in range(n_img):
+                vals = [result.entries[(m, "detail")]["recovered"][j] for m in det]
+                ax.bar(np.arange(len(det)) + j * width, vals, width, label=result.images[j])
+            ax.set_xticks(np.arange(len(det)) + 0.4 - width / 2, det, rotation=20, ha="right", fontsize=8)
+        else:
+            ax.boxplot([_finite(result.entries[(m, "detail")]["recovered"]) for m in det], widths=0.6,
+                       medianprops={"color": "k"}, flierprops={"markersize": 3})
+            ax.set_xticks(range(1, len(det) + 1), det, rotation=20, ha="right", fontsize=8)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.axhline(0.5, color="k", lw=0.8, ls=":")
         c = result.options.detail.contrast * 255
         _label(ax, None, "fraction of the detail's contrast",
-               f"detail recovered ({result.options.detail.kind}, contrast {c:.0f}/255)", legend=7, grid="y")
+               f"detail recovered ({result.options.detail.kind}, contrast {c:.0f}/255)",
+               legend=7 if n_img <= 8 else None, grid="y")
     if ker:
-        hall = [_mean(result.entries[(m, "kernel")]["hallucination"]) for m in ker]
-        detect = [_mean(result.entries[(m, "kernel")]["detection"]) for m in ker]
+        hall = [_median(result.entries[(m, "kernel")]["hallucination"]) for m in ker]
+        detect = [_median(result.entries[(m, "kernel")]["detection"]) for m in ker]
         idx = np.arange(len(ker))
         ax2.bar(idx - 0.2, hall, 0.4, label="hallucination cos(f(Ax) - x, z0)")
         ax2.bar(idx + 0.2, detect, 0.4, label="detection cos(f(A(x+z0)) - f(Ax), z0)")
         ax2.set_xticks(idx, ker, rotation=20, ha="right", fontsize=8)
         ax2.axhline(0, color="k", lw=0.8)
-        ax2.set_title("kernel detail z0 (A z0 = 0)")
+        ax2.set_title("kernel detail z0 (A z0 = 0), median over images")
         ax2.legend(fontsize=7)
         ax2.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -238,7 +484,7 @@ def kernel_and_detail(result: AuditResult) -> Figure | None:
 
 
 def sampling_curves(result: AuditResult) -> Figure | None:
-    """PSNR (mean over images) against the sampling rate; the dotted line marks the rate of
+    """PSNR (median over images) against the sampling rate; the dotted line marks the rate of
     the audited operator."""
     methods = [m for m in result.methods if (m, "sampling") in result.entries]
     if not methods:
@@ -248,11 +494,11 @@ def sampling_curves(result: AuditResult) -> Figure | None:
     for m, colour in zip(methods, _colours(len(methods)), strict=True):
         e = result.entries[(m, "sampling")]
         built = e.get("built_rate")
-        ax.plot(100 * np.asarray(e["rates"]), [_mean(p) for p in e["psnr"]], "-o", color=colour, label=m)
+        ax.plot(100 * np.asarray(e["rates"]), [_median(p) for p in e["psnr"]], "-o", color=colour, label=m)
     if built is not None:
         ax.axvline(100 * built, color="k", ls=":", lw=1)
-    _label(ax, "sampling rate [%]", "PSNR [dB]", "accuracy at other sampling rates (more samples, better?)",
-           legend=8)
+    _label(ax, "sampling rate [%]", "PSNR [dB] (median over images)",
+           "accuracy at other sampling rates (more samples, better?)", legend=8)
     fig.tight_layout()
     return fig
 
@@ -288,20 +534,30 @@ def operator_curves(result: AuditResult) -> Figure | None:
 
 #: The report's figures: file stem -> (drawing function, caption).
 FIGURES: dict[str, tuple[Callable[[Any], Figure | None], str]] = {
+    "distributions": (
+        distributions,
+        "Per-image scores over all images, one box per method (box: quartiles, line: median, "
+        "whiskers: 1.5 interquartile ranges, dots: images beyond them, or every image when there "
+        "are few): clean PSNR, worst-case amplification ||f(y+e) - f(y)|| / ||e|| (the largest over "
+        "the budgets; dotted: the stability threshold), the worst-case relative change at the report "
+        "budget, the detail recovered and the hallucination.",
+    ),
     "error_curves": (
         error_curves,
-        "Output change against the perturbation budget: the worst case found by "
-        "the search (solid) and random perturbations of the same norm (dashed); right, the "
-        "largest amplification ||f(y+e) - f(y)|| / ||e||.",
+        "Output change against the perturbation budget, median over the images: the worst case "
+        "found by the search (solid) and random perturbations of the same norm (dashed); right, the "
+        "amplification ||f(y+e) - f(y)|| / ||e||, the largest over the images (solid) and the median "
+        "(dashed).",
     ),
     "adversarial_vs_random": (
         adversarial_vs_random,
-        "Worst-case output change divided by the mean change under random perturbations of the same norm.",
+        "Worst-case output change divided by the mean change under random perturbations of the same "
+        "norm (median over the images of the per-image ratio).",
     ),
     "accuracy_stability": (
         accuracy_stability,
-        "The accuracy-stability trade-off: clean PSNR against the "
-        "worst-case output change at the report budget.",
+        "The accuracy-stability trade-off: clean PSNR against the worst-case output change at the "
+        "report budget (medians over the images, bars: bootstrap 95% intervals of the medians).",
     ),
     "kernel_detail": (
         kernel_and_detail,
@@ -317,35 +573,61 @@ FIGURES: dict[str, tuple[Callable[[Any], Figure | None], str]] = {
     ),
 }
 
+#: File names of the figures this module draws (others in ``figures/`` are left alone).
+_OURS = re.compile(r"^(gallery_\d+|worst_\d+|" + "|".join(FIGURES) + r")\.png$")
 
-def _save(fig: Figure, path: Path) -> None:
-    write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=90))
+
+def _save(fig: Figure, path: Path, dpi: int = DPI) -> None:
+    """Write ``fig`` as an RGB PNG (no alpha channel, zlib-optimised: smaller than matplotlib's
+    RGBA) and close it."""
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
+    write_atomic(path, lambda p: Image.fromarray(rgb).save(p, format="PNG", optimize=True))
 
 
 def draw_figures(result: AuditResult, folder: str | Path) -> list[tuple[str, Path, str]]:
     """Draw every figure the result has data for into ``folder/figures``; returns
-    ``(title, path, caption)`` per figure, galleries first."""
+    ``(title, path, caption)`` per figure, galleries first.
+
+    An audit of at most ``options.worst_images`` images gets one gallery per image
+    (``gallery_NN.png``, every method on image ``NN``); a larger one gets one gallery per method
+    (``worst_NN.png``, method ``NN``) of its worst images (:func:`worst_gallery`). Figures of an
+    earlier report in ``figures/`` that this one does not draw are removed."""
     out = Path(folder) / "figures"
     drawn: list[tuple[str, Path, str]] = []
-    for i, name in enumerate(result.images):
-        fig = gallery(result, i)
-        if fig is not None:
-            path = out / f"gallery_{i:02d}.png"
-            _save(fig, path)
-            drawn.append(
-                (
+    k = result.options.worst_images
+    if len(result.images) <= k:
+        for i, name in enumerate(result.images):
+            fig = gallery(result, i)
+            if fig is not None:
+                path = out / f"gallery_{i:02d}.png"
+                _save(fig, path)
+                drawn.append((
                     f"Reconstructions: {name}",
                     path,
                     "Per method: reconstruction from clean measurements, its error, the worst "
                     "perturbation found at the report budget (seen through the adjoint), the "
-                    "reconstruction from the perturbed measurements and the change.",
-                )
-            )
+                    "reconstruction from the perturbed measurements and the change (one gallery per "
+                    f"image: the audit has at most options.worst_images = {k} images).",
+                ))
+    else:
+        for j, m in enumerate(result.methods):
+            fig = worst_gallery(result, m)
+            if fig is not None:
+                path = out / f"worst_{j:02d}.png"
+                _save(fig, path)
+                drawn.append((f"Worst images: {m}", path, _worst_caption(result, m)))
     for stem, (draw, caption) in FIGURES.items():
         fig = draw(result)
         if fig is not None:
             path = out / f"{stem}.png"
             _save(fig, path)
             drawn.append((stem.replace("_", " "), path, caption))
+    if out.is_dir():
+        keep = {p.name for _, p, _ in drawn}
+        for stale in out.glob("*.png"):
+            if _OURS.match(stale.name) and stale.name not in keep:
+                stale.unlink()
     return drawn

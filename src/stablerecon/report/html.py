@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from .figures import draw_figures
 if TYPE_CHECKING:  # the report draws audit results; the audit calls the report
     from ..audit.result import AuditResult
 
-__all__ = ["render_html", "write_report", "findings"]
+__all__ = ["render_html", "write_report", "findings", "interval_text"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("stablerecon", "report/templates"),
@@ -29,7 +30,7 @@ _ENV = jinja2.Environment(
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
+    if value is None or isinstance(value, jinja2.Undefined):
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -47,7 +48,43 @@ def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values))
 
 
+def _median(values: list[float | None]) -> float | None:
+    """Median of the finite values (``None`` if there are none)."""
+    kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(statistics.median(kept)) if kept else None
+
+
+def _largest(values: list[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return max(kept) if kept else None
+
+
+def interval_text(ci: dict[str, float] | None, value: float | None, digits: int = 3) -> str:
+    """A score with its bootstrap interval, ``"4.2 [3.9, 4.6]"`` (``digits`` significant
+    digits), the value alone for one image, ``"–"`` without a value."""
+    if value is None:
+        return "–"
+    if ci is None or ci["n"] <= 1:
+        return _fmt(float(value), digits)
+    return f"{_fmt(ci['median'], digits)} [{_fmt(ci['low'], digits)}, {_fmt(ci['high'], digits)}]"
+
+
+def _summary_rows(result: AuditResult, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summary rows with the table's interval texts (``psnr_text``, ``amplification_text``)
+    and the number of images behind each method's numbers (``n``)."""
+    out = []
+    for r in rows:
+        ci = r.get("ci", {})
+        counts = [int(c["n"]) for c in ci.values()]
+        out.append({**r, "psnr_text": interval_text(ci.get("psnr"), r.get("psnr"), 4),
+                    "amplification_text": interval_text(ci.get("amplification"), r.get("amplification")),
+                    "n": max(counts) if counts else 0})
+    return out
+
+
 def _budget_rows(result: AuditResult) -> list[dict[str, Any]]:
+    """Per method x budget: medians over the images of the worst-case and random changes, of
+    their per-image ratio and of the amplification, and the largest amplification."""
     rows = []
     for m in result.methods:
         wc = result.entries.get((m, "worst_case"))
@@ -58,14 +95,16 @@ def _budget_rows(result: AuditResult) -> list[dict[str, Any]]:
             row = {
                 "method": m,
                 "budget": f"{100 * b:g}%",
-                "worst": _mean(wc["relative_error"][k]),
-                "amplification": max(wc["amplification"][k]),
+                "worst": _median(wc["relative_error"][k]),
+                "amplification_median": _median(wc["amplification"][k]),
+                "amplification": _largest(wc["amplification"][k]),
                 "random": None,
                 "ratio": None,
             }
             if rn:
-                row["random"] = _mean(rn["relative_mean_error"][k])
-                row["ratio"] = _mean(wc["error"][k]) / max(_mean(rn["mean_error"][k]), 1e-30)
+                row["random"] = _median(rn["relative_mean_error"][k])
+                row["ratio"] = _median([w / max(r, 1e-30) for w, r in
+                                        zip(wc["error"][k], rn["mean_error"][k], strict=True)])
             rows.append(row)
     return rows
 
@@ -79,13 +118,34 @@ def _kernel_rows(result: AuditResult) -> list[dict[str, Any]]:
                 {
                     "method": m,
                     "identity_gap": min(e["identity_gap"]),
-                    "hallucination": _mean(e["hallucination"]),
-                    "detection": _mean(e["detection"]),
+                    "hallucination": _median(e["hallucination"]),
+                    "detection": _median(e["detection"]),
                     "bound": max(e["bound"]),
-                    "transfer": _mean(e["transfer"]) if e.get("transfer") else None,
+                    "transfer": _median(e["transfer"]) if e.get("transfer") else None,
                 }
             )
     return rows
+
+
+#: Most failed units the report lists one by one.
+MAX_FAILURES = 100
+
+
+def _failure_rows(result: AuditResult) -> list[dict[str, str]]:
+    """The failed units (label, kind, message), in method, test and image order."""
+    return [{"label": key.label, "kind": v.get("kind", ""), "message": v.get("message", "")}
+            for key, v in sorted(result.failures.items())]
+
+
+#: Most image names the report's header lists.
+MAX_NAMES = 12
+
+
+def _images_text(names: list[str]) -> str:
+    if len(names) <= MAX_NAMES:
+        return ", ".join(names)
+    shown = MAX_NAMES - 2
+    return ", ".join(names[:shown]) + f", ... and {len(names) - shown} more"
 
 
 #: How the report names the cases of the ``operator`` test.
@@ -153,21 +213,27 @@ def _operator_findings(result: AuditResult) -> list[str]:
     return notes
 
 
+#: Most examples (images) a finding lists before "... and N more".
+MAX_EXAMPLES = 5
+
+
 def findings(result: AuditResult) -> list[str]:
     """Plain-sentence findings drawn from the numbers: the most accurate and the most stable
-    method, the images on which one method keeps a small detail that another loses, the kernel
-    identity, and methods that get worse with more samples."""
+    method, the images on which one method keeps a small detail that another loses (at most
+    :data:`MAX_EXAMPLES` listed), the kernel identity, methods that get worse with more
+    samples, and the failed units. Their length does not grow with the number of images."""
     rows = result.summary()
     notes = []
-    acc = [r for r in rows if "psnr" in r and "worst_relative_change" in r]
+    acc = [r for r in rows if r.get("psnr") is not None and r.get("worst_relative_change") is not None]
     if len(acc) > 1:
         best = max(acc, key=lambda r: r["psnr"])
         calm = min(acc, key=lambda r: r["worst_relative_change"])
         b = report_budget(result)
+        over = f" (medians over {len(result.images)} images)" if len(result.images) > 1 else ""
         notes.append(
             f"Most accurate: {best['method']} ({best['psnr']:.2f} dB, worst-case change "
             f"{best['worst_relative_change']:.3g} at {b}). Most stable: {calm['method']} "
-            f"({calm['psnr']:.2f} dB, worst-case change {calm['worst_relative_change']:.3g})."
+            f"({calm['psnr']:.2f} dB, worst-case change {calm['worst_relative_change']:.3g}){over}."
         )
     amp = {r["method"]: r.get("amplification") for r in rows}
     det = [m for m in result.methods if (m, "detail") in result.entries]
@@ -184,10 +250,11 @@ def findings(result: AuditResult) -> list[str]:
                     f"{', '.join(f'{m} {100 * rec[m]:.0f}%' for m in lose)}"
                 )
         if cases:
+            more = len(cases) - MAX_EXAMPLES
+            listed = "; ".join(cases[:MAX_EXAMPLES]) + (f"; ... and {more} more images" if more > 0 else "")
             notes.append(
-                f"Detail ({c:.0f}/255): stable methods recover >= 80% where others recover < 50%: "
-                + "; ".join(cases)
-                + "."
+                f"Detail ({c:.0f}/255): stable methods recover >= 80% where others recover < 50% "
+                f"on {len(cases)} of {len(result.images)} images: " + listed + "."
             )
         else:
             notes.append(
@@ -210,6 +277,10 @@ def findings(result: AuditResult) -> list[str]:
     worse = [r["method"] for r in rows if "worse with more samples" in r["verdict"]]
     if worse:
         notes.append(f"Worse with more samples than the audited rate: {', '.join(worse)}.")
+    if result.failures:
+        failed = sorted({key.method for key in result.failures})
+        notes.append(f"{len(result.failures)} unit(s) of work failed (methods {', '.join(failed)}): their "
+                     f"tests are missing from the tables and figures; see Failures.")
     return notes
 
 
@@ -285,10 +356,14 @@ def render_html(
         operator=result.operator,
         threshold=STABILITY_THRESHOLD,
         images=result.images,
+        images_text=_images_text(list(result.images)),
         tests=result.tests,
         options=result.options,
-        summary=result.summary(),
+        summary=_summary_rows(result, result.summary()),
+        many=len(result.images) > 1,
         budget_rows=_budget_rows(result),
+        failures=_failure_rows(result)[:MAX_FAILURES],
+        n_failures=len(result.failures),
         kernel_rows=_kernel_rows(result),
         operator_rows=_operator_rows(result),
         operator_info=_operator_info(result),
