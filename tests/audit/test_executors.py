@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -258,29 +257,6 @@ def test_running_instance_is_reused_not_shut_down(monkeypatch: pytest.MonkeyPatc
 
 
 # --------------------------------------------------------------------------- Ray
-
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[Any]:
-    """One local Ray instance (2 CPUs) for the module; this module's units pickled by value."""
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
-        pytest.skip("Ray already initialised in this process")
-    quiet = {"RAY_USAGE_STATS_ENABLED": "0"}
-    saved = {name: os.environ.get(name) for name in quiet}
-    os.environ.update({name: value for name, value in quiet.items() if saved[name] is None})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=100 * 2**20)
-    module = sys.modules[__name__]
-    ray.cloudpickle.register_pickle_by_value(module)
-    try:
-        yield ray
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(module)
-        ray.shutdown()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,6 @@ SIZE = 32
 FAST = {"steps": 3, "restarts": 1, "draws": 2, "not_rare_draws": 2, "directions": 2, "batch_size": 2,
         "kernel": {"diameter": 3}, "detail": {"size": 3}, "budgets": [0.01, 0.02, 0.05]}
 TESTS = ["accuracy", "worst_case", "random_noise", "kernel"]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    """A local Ray instance with 2 CPUs for this module; this module pickled by value so the
-    workers need not import it."""
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
-        pytest.skip("Ray already initialised in this process")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
-    module = sys.modules[__name__]
-    ray.cloudpickle.register_pickle_by_value(module)
-    try:
-        yield ray
-    finally:
-        ray.cloudpickle.unregister_pickle_by_value(module)
-        ray.shutdown()
 
 
 def _op() -> sr.operators.SubsampledFourier:
@@ -87,7 +68,7 @@ def _leaves(v: Any) -> list:
     return [v]
 
 
-def test_ray_matches_serial_and_survives_a_killed_worker(ray_cluster, tmp_path: Path, one_thread) -> None:  # type: ignore[no-untyped-def]
+def test_ray_matches_serial_and_survives_a_killed_worker(ray_session, tmp_path: Path, one_thread) -> None:  # type: ignore[no-untyped-def]
     op = _op()
     x = sr.data.ellipses(6, SIZE, seed=1)
     methods = {"zf": sr.nets.ZeroFilled(), "plain": lambda y, op: 1.2 * op.A_dagger(y).real}
@@ -109,7 +90,7 @@ def test_ray_matches_serial_and_survives_a_killed_worker(ray_cluster, tmp_path: 
     _same(survived.entries, serial.entries)
 
 
-def test_config_audit_on_ray_rebuilds_methods_and_resumes_serially(ray_cluster, tmp_path: Path,
+def test_config_audit_on_ray_rebuilds_methods_and_resumes_serially(ray_session, tmp_path: Path,
                                                                    one_thread) -> None:  # type: ignore[no-untyped-def]
     config = {
         "name": "ray-cfg",
