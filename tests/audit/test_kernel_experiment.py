@@ -51,7 +51,7 @@ def test_accuracy_on_the_pair_forces_instability(name: str, one_thread) -> None:
     budget ||A z|| finds at least half of it; (c) FIRENET (stable setting) at the same point
     stays below 3."""
     method, op, x_star, z, _ = experiment(name)
-    res = pair_bound(method, x_star, op, z, search_steps=60, restarts=2)
+    res = pair_bound(method, x_star, op, z, search_steps=60, restarts=4)
     bound = float(res.bound[0])
     print(f"{name}: ||z|| {float(res.z_norm[0]):.3f}, errors {float(res.error_x[0]):.3f} / "
           f"{float(res.error_xz[0]):.3f}, bound {bound:.2f}, e = Az {float(res.direct[0]):.2f}, "
