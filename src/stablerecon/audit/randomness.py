@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..operators.noise import noise_sigma
+
 __all__ = ["item_generators", "item_randn", "item_noise", "default_ids"]
 
 
@@ -64,7 +66,6 @@ def item_noise(y: Tensor, rel: float, seed: int, ids: Sequence[int] | None = Non
     ||y_b||^2``; complex ``y``: circular), each item from its image's own generator."""
     ids = default_ids(y.shape[0], ids)
     gens = item_generators(seed, ids, stream, y.device)
-    flat = y.reshape(y.shape[0], -1)
-    sigma = rel * torch.linalg.vector_norm(flat, dim=1) / math.sqrt(flat.shape[1])
+    sigma = noise_sigma(y, rel=rel)
     n = item_randn(gens, y.shape[1:], y.dtype, y.device)
     return n * sigma.to(n.real.dtype if n.is_complex() else n.dtype).reshape(-1, *[1] * (y.ndim - 1))

@@ -39,7 +39,7 @@ from .options import AuditOptions
 from .registry import TESTS, UnitContext, default_tests
 from .result import AuditResult, fingerprint, operator_label
 from .store import options_yaml, read_existing
-from .units import AuditJob, Built, UnitKey, UnitOutcome, execute_unit, resolve, unit_context
+from .units import AuditJob, Built, UnitKey, UnitOutcome, execute_unit, release, resolve, unit_context
 
 __all__ = ["run"]
 
@@ -229,10 +229,12 @@ def run(
         raise ValueError(f"argument 'images' has image shape {tuple(shape)} but the operator takes "
                          f"{tuple(in_shape)}")
     runner = make_executor(executor, address)  # an unreachable cluster fails here, before any work
+    token = uuid.uuid4().hex
     try:
         return _run(methods, op, image_set, test_list, options, make_operator, out, report, progress,
-                    config_text, device, runner, builder)
+                    config_text, device, runner, builder, token)
     finally:
+        release(token)
         shutdown = getattr(runner, "shutdown", None)
         if shutdown is not None:
             shutdown()
@@ -241,7 +243,7 @@ def run(
 def _run(methods: dict[str, Reconstructor], op: Operator, image_set: ImageSet, test_list: list[str],
          options: AuditOptions, make_operator: Callable[[float], Operator] | None, out: str | Path | None,
          report: bool, progress: bool, config_text: str | None, device: str | None, runner: Any,
-         builder: Callable[[], Built] | None) -> AuditResult:
+         builder: Callable[[], Built] | None, token: str) -> AuditResult:
     label = operator_label(op)
     digest = image_set.digest(options.batch_size)  # reads (and checks) every image once, a chunk at a time
     result = AuditResult(list(methods), list(image_set.names), test_list, options, label, digest=digest,
@@ -252,7 +254,6 @@ def _run(methods: dict[str, Reconstructor], op: Operator, image_set: ImageSet, t
         result.units = units  # a folder may hold more methods and tests: kept in results.json
     wanted = [UnitKey(m, t, c.start, c.stop) for c in result.chunks for m in methods for t in test_list]
     serial = getattr(runner, "name", "serial") == "serial"
-    token = uuid.uuid4().hex
     job_local = AuditJob(options=options, token=token, methods=methods, op=op, make_operator=make_operator,
                          images=image_set, folder=str(folder) if folder is not None else None,
                          device=device, progress=progress)

@@ -29,7 +29,8 @@ from .images import ImageSet
 from .options import AuditOptions
 from .registry import TESTS, UnitContext
 
-__all__ = ["UnitKey", "AuditJob", "UnitOutcome", "execute_unit", "unit_context", "resolve", "to_device"]
+__all__ = ["UnitKey", "AuditJob", "UnitOutcome", "execute_unit", "unit_context", "resolve", "release",
+           "to_device"]
 
 
 @dataclass(frozen=True, order=True)
@@ -96,8 +97,19 @@ def to_device(obj: Any, device: str | None) -> Any:
     return obj
 
 
+# What this process built per job, and the current chunk's cache per job. A process keeps the
+# jobs it last worked for (a Ray worker serves units of several audits; the driver releases its
+# job when the audit ends), so memory does not grow with the number of audits.
 _BUILT: dict[str, Built] = {}
 _CHUNK_CACHE: dict[tuple[str, int], dict[str, Any]] = {}
+_KEEP_JOBS = 2
+
+
+def release(token: str) -> None:
+    """Forget what this process built and cached for the job ``token``."""
+    _BUILT.pop(token, None)
+    for key in [k for k in _CHUNK_CACHE if k[0] == token]:
+        del _CHUNK_CACHE[key]
 
 
 def resolve(job: AuditJob) -> Built:
@@ -120,6 +132,8 @@ def resolve(job: AuditJob) -> Built:
             def make_operator(rate: float, inner: Callable[[float], Operator] = inner) -> Operator:
                 return to_device(inner(rate), device)
         built = (methods, op, make_operator, images)
+        for old in list(_BUILT)[: max(0, len(_BUILT) - _KEEP_JOBS + 1)]:
+            release(old)
         _BUILT[job.token] = built
     return built
 
