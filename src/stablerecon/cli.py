@@ -145,7 +145,7 @@ def _run_audit(cfg: AuditConfig, out: Path, progress: bool, device: str | None =
 _DEVICE = typer.Option("--device", help="Run methods and searches on this device (cpu, cuda, "
                        "cuda:1); default: where they are built (the CPU).")
 _EXECUTOR = typer.Option("--executor", help="serial (this process) or ray (Ray tasks on a "
-                         "local or existing cluster; pip install 'stablerecon[ray]').")
+                         "local or existing cluster; pip install 'stablerecon\\[ray]').")
 _ADDRESS = typer.Option("--address", help="Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT); "
                         "default: start a local one. Only with --executor ray.")
 

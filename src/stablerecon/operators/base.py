@@ -69,6 +69,33 @@ __all__ = [
 ]
 
 
+class _AdjointPair(torch.autograd.Function):
+    """``x -> A x`` (``adjoint=False``) or ``x -> A^* x`` whose backward pass is the other one.
+
+    For a linear map the vector-Jacobian product is the adjoint: ``grad_x = A^* grad_y`` (and
+    ``A grad_x`` for ``A^*``), real part taken when the input was real. The backward goes through
+    this function again, so gradients of any order are available; the operator travels as a
+    non-tensor argument, so ``torch.func.grad``/``vjp`` work too.
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, op: LinearOperator, adjoint: bool) -> torch.Tensor:  # type: ignore[override]
+        return op._adjoint(x) if adjoint else op._forward(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:  # type: ignore[override]
+        x, ctx.op, ctx.adjoint = inputs
+        ctx.real = not x.is_complex()
+        ctx.dtype = x.dtype
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        out = _AdjointPair.apply(grad.resolve_conj().resolve_neg(), ctx.op, not ctx.adjoint)
+        if ctx.real and out.is_complex():
+            out = out.real
+        return out.to(ctx.dtype), None, None
+
+
 class LinearOperator(nn.Module):
     """Base class of linear forward models ``y = A x``.
 
@@ -96,6 +123,10 @@ class LinearOperator(nn.Module):
     out_shape: Shape
     in_kind: DomainKind = "any"
     out_complex: bool = False
+    #: Differentiate ``A`` and ``A_adjoint`` by the exact adjoint (one ``A^*`` per backward
+    #: pass, nothing of the forward's intermediates kept) instead of tracing the operator's
+    #: internal tensor ops; set by operators with fixed constants (no trainable parameters).
+    adjoint_backward: bool = False
 
     def __init__(self, in_shape: Shape, out_shape: Shape) -> None:
         super().__init__()
@@ -159,15 +190,24 @@ class LinearOperator(nn.Module):
     def out_kind(self) -> DomainKind:
         return "complex" if self.out_complex else self.in_kind
 
+    def _traced(self, t: torch.Tensor) -> bool:
+        """Whether a call on ``t`` goes through :class:`_AdjointPair` (see ``adjoint_backward``)."""
+        return (self.adjoint_backward and t.requires_grad and torch.is_grad_enabled()
+                and not any(p.requires_grad for p in self.parameters()))
+
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the forward operator: ``x`` of shape ``(B, *in_shape)`` -> ``(B, *out_shape)``."""
         check_tensor(x, "x", self.in_shape, self.in_kind, where=f"{self.name}.A")
+        if self._traced(x):
+            return _AdjointPair.apply(x, self, False)
         return self._forward(x)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Apply the exact adjoint ``A^*``: ``(B, *out_shape)`` -> ``(B, *in_shape)``."""
         check_tensor(y, "y", self.out_shape, self.out_kind if self.out_kind != "complex" else "any",
                      where=f"{self.name}.A_adjoint")
+        if self._traced(y):
+            return _AdjointPair.apply(y, self, True)
         return self._adjoint(y)
 
     def A_dagger(self, y: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,8 @@ class Blur(LinearOperator):
         Number of channels, or ``None`` to accept any.
     """
 
+    adjoint_backward = True
+
     def __init__(self, kernel: torch.Tensor, size: int | tuple[int, int],
                  dagger_eps: float = 1e-3, channels: int | None = None) -> None:
         h, w = as_hw(size, "size")

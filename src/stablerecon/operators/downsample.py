@@ -33,6 +33,8 @@ class Downsample(LinearOperator):
         Number of channels, or ``None`` to accept any.
     """
 
+    adjoint_backward = True
+
     def __init__(self, factor: int, size: int | tuple[int, int],
                  filter: Literal["box", "none"] = "box", channels: int | None = None) -> None:
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:

@@ -66,6 +66,8 @@ class SubsampledFourier(LinearOperator):
     Lustig, Donoho, Pauly, "Sparse MRI", Magn. Reson. Med. 58 (2007).
     """
 
+    adjoint_backward = True
+
     out_complex = True
 
     def __init__(self, mask: torch.Tensor, channels: int | None = None) -> None:

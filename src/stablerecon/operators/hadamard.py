@@ -97,6 +97,8 @@ class SubsampledWalshHadamard(LinearOperator):
     stable and accurate neural networks", PNAS 119 (2022) (FIRENET with Haar wavelets).
     """
 
+    adjoint_backward = True
+
     def __init__(self, mask: torch.Tensor, channels: int | None = None) -> None:
         mask = check_mask(mask, "mask").cpu()
         h, w = mask.shape

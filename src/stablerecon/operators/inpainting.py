@@ -27,6 +27,8 @@ class Inpainting(LinearOperator):
         Number of channels, or ``None`` to accept any.
     """
 
+    adjoint_backward = True
+
     def __init__(self, mask: torch.Tensor, channels: int | None = None) -> None:
         mask = check_mask(mask, "mask").cpu()
         h, w = mask.shape

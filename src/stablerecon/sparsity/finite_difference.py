@@ -80,6 +80,8 @@ class FiniteDifference(LinearOperator):
             [1., 1., 1., 0.]])
     """
 
+    adjoint_backward = True
+
     def __init__(
         self,
         size: int | tuple[int, int],

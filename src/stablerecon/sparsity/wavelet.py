@@ -206,6 +206,8 @@ class Wavelet(LinearOperator):
     True
     """
 
+    adjoint_backward = True
+
     def __init__(
         self,
         name: str = "haar",
