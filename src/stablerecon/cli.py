@@ -115,8 +115,10 @@ def _print_summary(result: AuditResult) -> None:
 
 def _run_audit(cfg: AuditConfig, out: Path, progress: bool, device: str | None = None,
                executor: str = "serial", address: str | None = None) -> None:
+    from .allocator import retain_freed_memory
     from .runner import run_audit_config
 
+    retain_freed_memory()  # thousands of batch-sized allocations: reuse freed heap, fewer page faults
     try:
         results = run_audit_config(cfg, out, progress=progress, device=device, executor=executor,
                                    address=address)
