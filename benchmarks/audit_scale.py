@@ -108,7 +108,9 @@ def _leaves(a: object, b: object, path: str = "") -> tuple[float, str]:
 
 
 def _units(folder: Path) -> dict:
-    return json.loads((folder / "results.json").read_text())["units"]
+    """The run's finished units, ``"method/test/start-stop" -> values``."""
+    doc = json.loads((folder / "results.json").read_text())
+    return {"{}/{}/{}-{}".format(e["method"], e["test"], *e["images"]): e["values"] for e in doc["entries"]}
 
 
 def _ray(args: argparse.Namespace) -> dict:
@@ -116,17 +118,20 @@ def _ray(args: argparse.Namespace) -> dict:
 
     config = _config([UNET, FIRENET_STABLE, TV], args.images, ["accuracy", "worst_case", "random_noise"],
                      steps=args.ray_steps, batch_size=8)
-    walls = {}
+    walls, units = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for executor in ("serial", "ray"):
             started = time.perf_counter()
             run_audit_config(config, Path(tmp) / executor, progress=False, executor=executor)
             walls[executor] = time.perf_counter() - started
-            print(f"  {executor}: {walls[executor]:.1f} s")
+            timings = json.loads((Path(tmp) / executor / "results.json").read_text())["timings"]
+            units[executor] = round(sum(timings.values()), 1)
+            print(f"  {executor}: {walls[executor]:.1f} s (units {units[executor]} s)")
         diff, where = _leaves(_units(Path(tmp) / "serial"), _units(Path(tmp) / "ray"))
-    row = {"methods": [m["name"] for m in config.methods], "images": args.images, "steps": args.ray_steps,
+    row = {"methods": [m.name for m in config.methods], "images": args.images, "steps": args.ray_steps,
            "units": 3 * 3 * -(-args.images // 8), "serial_seconds": round(walls["serial"], 1),
-           "ray_seconds": round(walls["ray"], 1), "wall_ratio": round(walls["ray"] / walls["serial"], 3),
+           "ray_seconds": round(walls["ray"], 1), "unit_seconds": units,
+           "wall_ratio": round(walls["ray"] / walls["serial"], 3),
            "max_entry_diff": diff, "max_entry_diff_at": where}
     print(f"  ray / serial {row['wall_ratio']:.2f}x; largest entry difference {diff:.2e} at {where}")
     return row

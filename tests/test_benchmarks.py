@@ -173,3 +173,21 @@ def test_firenet_natural_writes_json_and_resumes(tmp_path: Path) -> None:
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     assert "done" in again.stdout
     assert json.loads((tmp_path / "firenet_natural.json").read_text())["marker"] == 1
+
+
+@pytest.mark.slow
+def test_audit_scale_benchmark_batched_and_ray_agree(tmp_path: Path) -> None:
+    """The benchmark's batched and per-image searches agree image by image, and its Ray run
+    reproduces the serial entries (the checks its table reports)."""
+    pytest.importorskip("ray")
+    cmd = [sys.executable, str(BENCH / "audit_scale.py"), "--tasks", "batched_unet", "ray", "--images", "3",
+           "--steps", "2", "--ray-steps", "1", "--out", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True).stdout
+    tasks = json.loads((tmp_path / "audit_scale.json").read_text())["tasks"]
+    row = tasks["batched_unet"]
+    assert row["max_amplification_diff"] < 1e-4
+    ratio = row["per_image_seconds"] / row["batched_seconds"]
+    assert row["throughput_ratio"] == pytest.approx(ratio, rel=0.02)
+    ray = tasks["ray"]
+    assert ray["max_entry_diff"] < 1e-4 and ray["units"] == 9
+    assert "| (b) Ray" in out and not list(tmp_path.glob("*.tmp"))

@@ -19,7 +19,7 @@ PACKAGE = "stablerecon"
 
 #: Lowest first; a part may import its own modules and any part of a lower layer, nothing else.
 LAYERS: list[set[str]] = [
-    {"contracts", "validation", "files", "config_base", "_version"},
+    {"contracts", "validation", "files", "config_base", "allocator", "_version"},
     {"registry", "targets"},
     {"interop"},
     {"operators", "metrics"},

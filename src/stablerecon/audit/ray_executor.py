@@ -94,6 +94,20 @@ def _probe(address: str, timeout: float, label: str | None = None) -> None:
         ) from None
 
 
+def _ray_task(fn: Callable[[Any, Any], Any], payload: Any, key: Any) -> Any:
+    """The body of every Ray task: torch's threads set to the CPUs Ray gave the task, then
+    :func:`~.execution._run_unit`. A worker inherits ``OMP_NUM_THREADS`` (or all cores) from
+    the process that started Ray; two one-CPU tasks each running all cores' threads on the same
+    cores spin against each other (ten times slower on 2 cores)."""
+    import ray
+    import torch
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+    if cpus >= 1 and torch.get_num_threads() != int(cpus):
+        torch.set_num_threads(int(cpus))
+    return _run_unit(fn, payload, key)
+
+
 class RayExecutor:
     """Run each unit as a Ray task, on a local Ray instance or an existing cluster.
 
@@ -249,7 +263,7 @@ class RayExecutor:
                                    "retry_exceptions": False}
         if self.runtime_env is not None:
             options["runtime_env"] = self.runtime_env
-        task = ray.remote(_run_unit).options(**options)
+        task = ray.remote(_ray_task).options(**options)
         limit = self._in_flight()
         fn_ref, payload_ref = ray.put(fn), ray.put(payload)
         todo = iter(keys)
