@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import run_tasks  # noqa: E402
 
-from stablerecon.audit import worst_case  # noqa: E402
+from stablerecon.audit.registry import TESTS, UnitContext  # noqa: E402
 from stablerecon.config import AuditConfig  # noqa: E402
 from stablerecon.config_base import validate  # noqa: E402
 from stablerecon.recipes import build_method, build_operator  # noqa: E402
@@ -66,58 +66,28 @@ def _config(methods: list[dict], images: int, tests: list[str], **options: objec
     return validate(AuditConfig, data, source="benchmarks/audit_scale.py")
 
 
-def _search(method, op, x: torch.Tensor, opts, ids: list[int], budgets: list[float]):  # noqa: ANN001, ANN202
-    with torch.no_grad():
-        y = op.A(x)
-    return worst_case(method, y, op, budgets, x=x, reference=opts.reference, steps=opts.steps,
-                      restarts=opts.restarts, step_size=opts.step_size, directions=opts.directions,
-                      seed=opts.seed, ids=ids)
-
-
 def _batched(spec: dict, args: argparse.Namespace) -> dict:
     config = _config([spec], args.images, ["worst_case"], steps=args.steps)
     op = build_operator(config.operators[0])
     method = build_method(config.methods[0], op)
     x = config.image_set(128).load(range(args.images))
     opts = config.options
-    n, budgets = args.images, list(opts.budgets)
-    paths: dict[str, dict] = {}
-    # the path before batching: one image and one budget per forward pass (the random starts of
-    # a lone budget differ from the batched ones, so only its time is compared)
+    unit = TESTS["worst_case"]
     started = time.perf_counter()
-    for i in range(n):
-        for b in budgets:
-            _search(method, op, x[i:i + 1], opts, [i], [b])
-    paths["1 image x 1 budget"] = {"items_per_pass": 1, "seconds": time.perf_counter() - started}
-    amplification = {}
-    for size in sorted({1, *args.batch_sizes}):
-        if size > n:
-            continue
-        started = time.perf_counter()
-        amp = torch.cat([_search(method, op, x[a:a + size], opts, list(range(a, min(a + size, n))),
-                                 budgets).amplification for a in range(0, n, size)], dim=1)
-        paths[f"{size} image(s) x {len(budgets)} budgets"] = {
-            "items_per_pass": size * len(budgets), "seconds": time.perf_counter() - started}
-        amplification[size] = amp  # [budget][image]
-    for name, path in paths.items():
-        path["seconds"] = round(path["seconds"], 2)
-        path["images_per_second"] = round(n / path["seconds"], 3)
-        print(f"  {spec['name']}, {name} per pass: {path['seconds']} s "
-              f"({path['images_per_second']} images/s)")
-    per_image = paths[f"1 image(s) x {len(budgets)} budgets"]["seconds"]
-    best_name = min(paths, key=lambda k: paths[k]["seconds"])
-    ref = amplification[1]
-    rel = max(float(((a - ref).abs() / ref.abs().clamp_min(1e-12)).max()) for a in amplification.values())
-    largest = paths[f"{max(amplification)} image(s) x {len(budgets)} budgets"]["seconds"]
-    row = {"method": spec["name"], "images": n, "steps": args.steps, "budgets": budgets, "paths": paths,
-           "throughput_ratio": round(per_image / largest, 3),
-           "throughput_ratio_vs_unbatched": round(paths["1 image x 1 budget"]["seconds"]
-                                                  / paths[best_name]["seconds"], 3),
-           "fastest": best_name, "max_relative_amplification_diff": rel,
-           "median_amplification_2pct": float(ref[budgets.index(opts.report_budget)].median())}
-    print(f"  {spec['name']}: all {n} images in one batch vs one image per unit: {row['throughput_ratio']}x; "
-          f"fastest ({best_name}) vs one item per pass: {row['throughput_ratio_vs_unbatched']}x; "
-          f"largest relative amplification difference between batch sizes {rel:.1e}")
+    single = [unit(method, UnitContext(x[i:i + 1], op, opts, ids=[i]))[0] for i in range(args.images)]
+    per_image = time.perf_counter() - started
+    started = time.perf_counter()
+    batched, _ = unit(method, UnitContext(x, op, opts, ids=list(range(args.images))))
+    together = time.perf_counter() - started
+    amp_single = torch.tensor([v["amplification"] for v in single])[..., 0].T  # [budget][image]
+    amp_batched = torch.tensor(batched["amplification"])
+    diff = float((amp_single - amp_batched).abs().max())
+    row = {"method": spec["name"], "images": args.images, "steps": args.steps,
+           "per_image_seconds": round(per_image, 2), "batched_seconds": round(together, 2),
+           "throughput_ratio": round(per_image / together, 3), "max_amplification_diff": diff,
+           "median_amplification": float(amp_batched[opts.budgets.index(opts.report_budget)].median())}
+    print(f"  {spec['name']}: per image {per_image:.1f} s, batched {together:.1f} s, "
+          f"ratio {per_image / together:.2f}x, max |amplification diff| {diff:.2e}")
     return row
 
 
@@ -248,12 +218,10 @@ def _table(payload: dict) -> None:
     for key, name in (("batched_unet", "U-Net"), ("batched_firenet", "FIRENET (defaults)")):
         if key in t:
             r = t[key]
-            times = ", ".join(f"{p}: {v['seconds']} s" for p, v in r["paths"].items())
-            target = ">= 1.5x" if key == "batched_unet" else "-"
-            print(f"| (a) worst case, {name}, {r['images']} images ({times}) | all in one batch / one image "
-                  f"per unit: **{r['throughput_ratio']}x**; fastest / one item per pass: "
-                  f"{r['throughput_ratio_vs_unbatched']}x (max rel. amplification diff "
-                  f"{r['max_relative_amplification_diff']:.1e}) | {target} |")
+            print(f"| (a) worst case, {name}, {r['images']} images, per image / batched | "
+                  f"{r['per_image_seconds']} s / {r['batched_seconds']} s = **{r['throughput_ratio']}x** "
+                  f"(max amplification diff {r['max_amplification_diff']:.1e}) | "
+                  f"{'>= 1.5x' if key == 'batched_unet' else '-'} |")
     if "ray" in t:
         r = t["ray"]
         rel = r.get("max_relative_entry_diff")
@@ -276,14 +244,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=TASKS)
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16],
-                        help="images per forward pass to compare with one (task a)")
     parser.add_argument("--ray-steps", type=int, default=10)
     parser.add_argument("--memory-images", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    if min(args.images, args.steps, args.ray_steps, *args.memory_images, *args.batch_sizes) < 1:
-        parser.error("--images, --steps, --ray-steps, --memory-images and --batch-sizes must be positive")
+    if min(args.images, args.steps, args.ray_steps, *args.memory_images) < 1:
+        parser.error("--images, --steps, --ray-steps and --memory-images must be positive")
     tasks = {"batched_unet": lambda a: _batched(UNET, a),
              "batched_firenet": lambda a: _batched(FIRENET_DEFAULT, a), "ray": _ray,
              "memory": _memory, "demo": _demo}

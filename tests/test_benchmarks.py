@@ -181,15 +181,13 @@ def test_audit_scale_benchmark_batched_and_ray_agree(tmp_path: Path) -> None:
     reproduces the serial entries (the checks its table reports)."""
     pytest.importorskip("ray")
     cmd = [sys.executable, str(BENCH / "audit_scale.py"), "--tasks", "batched_unet", "ray", "--images", "3",
-           "--batch-sizes", "3", "--steps", "2", "--ray-steps", "1", "--out", str(tmp_path)]
+           "--steps", "2", "--ray-steps", "1", "--out", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True).stdout
     tasks = json.loads((tmp_path / "audit_scale.json").read_text())["tasks"]
     row = tasks["batched_unet"]
-    assert row["max_relative_amplification_diff"] < 1e-3
-    paths = row["paths"]
-    assert set(paths) == {"1 image x 1 budget", "1 image(s) x 4 budgets", "3 image(s) x 4 budgets"}
-    ratio = paths["1 image(s) x 4 budgets"]["seconds"] / paths["3 image(s) x 4 budgets"]["seconds"]
+    assert row["max_amplification_diff"] < 1e-3 * max(1.0, row["median_amplification"])
+    ratio = row["per_image_seconds"] / row["batched_seconds"]
     assert row["throughput_ratio"] == pytest.approx(ratio, rel=0.02)
     ray = tasks["ray"]
-    assert ray["max_entry_diff"] < 1e-4 and ray["units"] == 9
+    assert ray["max_relative_entry_diff"] < 1e-3 and ray["units"] == 9
     assert "| (b) Ray" in out and not list(tmp_path.glob("*.tmp"))
