@@ -16,14 +16,21 @@ $(PY):
 
 # The CPU torch pin goes in first so that the unpinned `torch>=2.2` requirement is already met
 # and pip never pulls a multi-GB CUDA build.
-$(STAMP): $(PY) pyproject.toml
+# `make demo` needs the package alone; the tests add the dev tools and the Ray extra.
+BASE_STAMP := $(VENV)/.installed-base
+
+$(BASE_STAMP): $(PY) pyproject.toml
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e .
+	@touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(PY) -m pip install -e ".[dev,ray]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(VENV)/bin/stablerecon demo
 
 test: $(STAMP)
