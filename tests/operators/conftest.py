@@ -15,7 +15,9 @@ from stablerecon.operators import (
     LinearOperator,
     Radon,
     SubsampledFourier,
+    SubsampledMultiCoilFourier,
     SubsampledWalshHadamard,
+    birdcage_maps,
     gaussian_kernel,
     masks,
 )
@@ -45,6 +47,10 @@ FACTORIES: dict[str, Callable[[], LinearOperator]] = {
     "wavelet-db4": lambda: Wavelet("db4", levels=2, size=N),
     "finite-difference": lambda: FiniteDifference(N),
     "finite-difference-periodic": lambda: FiniteDifference((N, 12), boundary="periodic"),
+    "multicoil": lambda: SubsampledMultiCoilFourier(masks.cartesian_lines(N, 0.4, acs=4, seed=0),
+                                                    birdcage_maps(4, N)),
+    "multicoil-real-maps": lambda: SubsampledMultiCoilFourier(masks.variable_density(N, 0.3, seed=1),
+                                                              birdcage_maps(3, N).abs()),
     "fourier-after-wavelet-synthesis": lambda: SubsampledFourier(masks.variable_density(N, 0.3))
     @ Wavelet("haar", levels=2, size=N).adjoint(),
 }

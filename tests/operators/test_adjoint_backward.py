@@ -8,7 +8,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stablerecon.operators import Blur, LinearOperator, SubsampledFourier, gaussian_kernel, masks
+from stablerecon.operators import (
+    Blur,
+    LinearOperator,
+    SubsampledFourier,
+    SubsampledMultiCoilFourier,
+    birdcage_maps,
+    gaussian_kernel,
+    masks,
+)
 from stablerecon.sparsity import FiniteDifference, Wavelet
 
 FLAGGED = {
@@ -16,6 +24,8 @@ FLAGGED = {
     "wavelet-db4": lambda: Wavelet("db4", levels=2, size=16),
     "finite-difference": lambda: FiniteDifference(16),
     "blur": lambda: Blur(gaussian_kernel(1.2), 16),
+    "multicoil": lambda: SubsampledMultiCoilFourier(masks.cartesian_lines(16, 0.4, seed=0),
+                                                    birdcage_maps(3, 16)),
 }
 
 

@@ -8,7 +8,7 @@ import torch
 
 from stablerecon.operators import masks
 
-EXACT = ["variable_density", "uniform_random", "variable_density_lines"]
+EXACT = ["variable_density", "uniform_random", "variable_density_lines", "cartesian_lines"]
 
 
 @pytest.mark.parametrize("name", sorted(masks.MASKS))

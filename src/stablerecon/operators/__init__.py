@@ -42,12 +42,14 @@ from .base import (
     ScaledOperator,
 )
 from .blur import Blur, box_kernel, gaussian_kernel
+from .coils import birdcage_maps
 from .dense import GaussianMatrix
 from .downsample import Downsample
 from .fourier import SubsampledFourier, centered_fft2, centered_ifft2
 from .hadamard import SubsampledWalshHadamard, fwht
 from .inpainting import Inpainting
 from .kinds import OPERATOR_KINDS, OperatorSpec, build_operator
+from .multicoil import SubsampledMultiCoilFourier, rss
 from .perturbations import (
     PERTURBATIONS,
     AdditiveLowRank,
@@ -74,6 +76,9 @@ __all__ = [
     "AdjointOperator",
     "Identity",
     "SubsampledFourier",
+    "SubsampledMultiCoilFourier",
+    "birdcage_maps",
+    "rss",
     "SubsampledWalshHadamard",
     "Radon",
     "FBP_FILTERS",
