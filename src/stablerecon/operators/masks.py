@@ -74,6 +74,17 @@ def _distance_2d(h: int, w: int, origin: Origin) -> np.ndarray:
     return np.sqrt(dy**2 + dx**2)
 
 
+def _lines_mask(h: int, w: int, lines: np.ndarray, axis: int) -> torch.Tensor:
+    """The ``(h, w)`` mask of whole rows (``axis=0``) or columns (``axis=1``) ``lines`` (indices or
+    a boolean selector)."""
+    mask = np.zeros((h, w), dtype=bool)
+    if axis == 0:
+        mask[lines, :] = True
+    else:
+        mask[:, lines] = True
+    return torch.from_numpy(mask)
+
+
 def _weighted_choice(weights: np.ndarray, k: int, rng: np.random.Generator,
                      forced: np.ndarray) -> np.ndarray:
     """Pick ``k`` indices including all ``forced`` ones, others with probability ~ weights."""
@@ -123,12 +134,7 @@ def variable_density_lines(
     forced = np.argsort(d, kind="stable")[:n_center]
     rng = np.random.default_rng(seed)
     lines = _weighted_choice((1.0 - d) ** decay + 1e-3, k, rng, forced)
-    mask = np.zeros((h, w), dtype=bool)
-    if axis == 0:
-        mask[lines, :] = True
-    else:
-        mask[:, lines] = True
-    return torch.from_numpy(mask)
+    return _lines_mask(h, w, lines, axis)
 
 
 def variable_density(size: int | tuple[int, int], rate: float, seed: int = 0, center_radius: float = 0.04,
@@ -339,12 +345,7 @@ def cartesian_lines(
         else:  # steps of free.size / outer >= 1 never pick a line twice
             picks = np.floor((np.arange(outer) + rng.random()) * (free.size / outer)).astype(np.int64)
             chosen[free[picks]] = True
-    mask = np.zeros((h, w), dtype=bool)
-    if axis == 0:
-        mask[chosen, :] = True
-    else:
-        mask[:, chosen] = True
-    return torch.from_numpy(mask)
+    return _lines_mask(h, w, chosen, axis)
 
 
 MASKS["cartesian_lines"] = cartesian_lines
