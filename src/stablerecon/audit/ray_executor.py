@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -99,12 +100,13 @@ def _ray_task(fn: Callable[[Any, Any], Any], payload: Any, key: Any) -> Any:
     :func:`~.execution._run_unit`. A worker inherits ``OMP_NUM_THREADS`` (or all cores) from
     the process that started Ray; two one-CPU tasks each running all cores' threads on the same
     cores spin against each other (ten times slower on 2 cores)."""
-    import ray
-    import torch
+    torch = sys.modules.get("torch")  # an audit unit's payload imported it; other work is left alone
+    if torch is not None:
+        import ray
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
-    if cpus >= 1 and torch.get_num_threads() != int(cpus):
-        torch.set_num_threads(int(cpus))
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+        if cpus >= 1 and torch.get_num_threads() != int(cpus):
+            torch.set_num_threads(int(cpus))
     return _run_unit(fn, payload, key)
 
 
