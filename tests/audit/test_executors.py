@@ -351,25 +351,3 @@ def test_ray_interruption_cancels_outstanding(ray_executor: RayExecutor, tmp_pat
     # the CPUs are free again
     assert dict(ray_executor.map(fails_on_three, str(tmp_path), [0, 1], progress=False)) == {0: 0, 1: 1}
 
-
-def threads_then_more(_: Any, key: int) -> tuple[int, int]:
-    """The torch threads a task starts with, then leaves the worker with 3 (as user code may)."""
-    import os
-
-    import torch
-
-    seen = torch.get_num_threads()
-    torch.set_num_threads(3)
-    return seen, os.getpid()
-
-
-def test_ray_task_threads_follow_its_cpus(ray_session: Any) -> None:
-    """Every task runs torch on as many threads as Ray gave it CPUs, whatever an earlier task (or
-    the inherited OMP_NUM_THREADS) left in the worker: one-CPU tasks on all cores' threads spin
-    against each other."""
-    one = dict(make_executor("ray", max_in_flight=1).map(threads_then_more, None, range(6), progress=False))
-    assert {seen for seen, _ in one.values()} == {1}
-    assert len({pid for _, pid in one.values()}) < 6  # workers were reused, so the reset was needed
-    two = make_executor("ray", max_in_flight=1, task_options={"num_cpus": 2})
-    out = dict(two.map(threads_then_more, None, range(3), progress=False))
-    assert {seen for seen, _ in out.values()} == {2}

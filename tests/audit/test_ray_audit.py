@@ -126,3 +126,34 @@ def test_unreachable_cluster_fails_before_any_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="address"):
         run({"zf": sr.nets.ZeroFilled()}, _op(), sr.data.ellipses(2, SIZE, seed=0), tests=["accuracy"],
             address="127.0.0.1:1", out=tmp_path / "run", progress=False)
+
+
+class ThreadProbe(torch.nn.Module):
+    """Zero-filling that notes torch's thread count at every call, then leaves the worker on 3
+    threads (as user code may)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def forward(self, y: torch.Tensor, op: Any) -> torch.Tensor:
+        import time
+
+        Path(self.folder, f"{os.getpid()}-{time.monotonic_ns()}").write_text(str(torch.get_num_threads()))
+        torch.set_num_threads(3)
+        return op.A_dagger(y).real
+
+
+def test_ray_units_run_on_the_threads_of_their_cpus(ray_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every unit starts on as many torch threads as Ray gave its task CPUs (1), whatever an
+    earlier unit on the same worker left: one-CPU tasks on all cores' threads spin against each
+    other."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    x = sr.data.ellipses(4, SIZE, seed=0)
+    run({"probe": ThreadProbe(str(notes))}, _op(), x, tests=["accuracy", "random_noise"],
+        options={**FAST, "batch_size": 2}, executor="ray", progress=False, report=False)
+    seen = [int(p.read_text()) for p in notes.iterdir()]
+    units = 2 * 2
+    assert len({p.name.split("-")[0] for p in notes.iterdir()}) < units  # workers were reused
+    assert seen.count(1) >= units  # each unit's first call ran on one thread

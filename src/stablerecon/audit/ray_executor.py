@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -95,21 +94,6 @@ def _probe(address: str, timeout: float, label: str | None = None) -> None:
         ) from None
 
 
-def _ray_task(fn: Callable[[Any, Any], Any], payload: Any, key: Any) -> Any:
-    """The body of every Ray task: torch's threads set to the CPUs Ray gave the task, then
-    :func:`~.execution._run_unit`. A worker inherits ``OMP_NUM_THREADS`` (or all cores) from
-    the process that started Ray; two one-CPU tasks each running all cores' threads on the same
-    cores spin against each other (ten times slower on 2 cores)."""
-    torch = sys.modules.get("torch")  # an audit unit's payload imported it; other work is left alone
-    if torch is not None:
-        import ray
-
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
-        if cpus >= 1 and torch.get_num_threads() != int(cpus):
-            torch.set_num_threads(int(cpus))
-    return _run_unit(fn, payload, key)
-
-
 class RayExecutor:
     """Run each unit as a Ray task, on a local Ray instance or an existing cluster.
 
@@ -184,6 +168,15 @@ class RayExecutor:
             _probe(target, probe_timeout, label)
         if init:
             self._connect()
+
+    @property
+    def task_cpus(self) -> int | None:
+        """The CPUs Ray gives each task (``task_options["num_cpus"]``, default 1): the torch threads
+        an audit unit runs with on a worker (:attr:`~stablerecon.audit.units.AuditJob.threads`);
+        ``None`` for fractional or zero CPUs."""
+        cpus = self.task_options.get("num_cpus", 1)
+        whole = isinstance(cpus, (int, float)) and cpus >= 1 and float(cpus).is_integer()
+        return int(cpus) if whole else None
 
     @property
     def started(self) -> bool:
@@ -265,7 +258,7 @@ class RayExecutor:
                                    "retry_exceptions": False}
         if self.runtime_env is not None:
             options["runtime_env"] = self.runtime_env
-        task = ray.remote(_ray_task).options(**options)
+        task = ray.remote(_run_unit).options(**options)
         limit = self._in_flight()
         fn_ref, payload_ref = ray.put(fn), ray.put(payload)
         todo = iter(keys)

@@ -261,10 +261,11 @@ def _run(methods: dict[str, Reconstructor], op: Operator, image_set: ImageSet, t
         job = job_local
     elif builder is not None:  # workers rebuild methods, operator and images from the builder
         job = AuditJob(options=options, token=token, builder=builder, folder=job_local.folder,
-                       device=device)
+                       device=device, threads=getattr(runner, "task_cpus", None))
     else:  # workers receive the objects (Ray's serialisation)
         job = AuditJob(options=options, token=token, methods=methods, op=op, make_operator=make_operator,
-                       images=image_set, folder=job_local.folder, device=device)
+                       images=image_set, folder=job_local.folder, device=device,
+                       threads=getattr(runner, "task_cpus", None))
     first = result.chunks[0]
     _prepare(unit_context(job_local, first.start, first.stop), resolve(job_local)[0],
              [k for k in wanted if k not in result.units])  # before any file

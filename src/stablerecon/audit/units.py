@@ -64,7 +64,10 @@ class AuditJob:
     or ``builder()`` returns them (e.g. rebuilt from an audit config on a Ray worker); ``token``
     identifies the job in a process's cache, so a worker builds it once. ``folder``: the run
     folder the units write their arrays into (``None``: arrays are returned). ``device``: where
-    methods, operator and images run."""
+    methods, operator and images run. ``threads``: torch's threads for each unit (set for Ray
+    workers to the CPUs of a task: a worker inherits ``OMP_NUM_THREADS`` or all cores from the
+    process that started Ray, and two one-CPU tasks on all cores' threads spin against each
+    other, 4x slower on 2 cores; ``None``: as they are)."""
 
     options: AuditOptions
     token: str
@@ -76,6 +79,7 @@ class AuditJob:
     folder: str | None = None
     device: str | None = None
     progress: bool = False
+    threads: int | None = None
 
 
 @dataclass
@@ -165,6 +169,8 @@ def execute_unit(job: AuditJob, key: UnitKey) -> UnitOutcome:
     """Run one unit: test ``key.test`` for ``key.method`` on images ``key.ids``; write its
     arrays to ``job.folder`` (if any) and return its values (and its arrays when there is no
     folder)."""
+    if job.threads is not None and torch.get_num_threads() != job.threads:
+        torch.set_num_threads(job.threads)  # whatever an earlier unit or the environment left
     methods, _, _, _ = resolve(job)
     method = methods[key.method]
     ctx = unit_context(job, key.start, key.stop, progress=job.progress)
