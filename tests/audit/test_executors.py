@@ -60,8 +60,9 @@ def _attempts(folder: Path, key: Any) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def _wait_for(path: Path, seconds: float = 30.0) -> bool:
-    """Whether ``path`` exists within ``seconds`` (polled: it is written by another process)."""
+def _wait_for(path: Path, seconds: float = 300.0) -> bool:
+    """Whether ``path`` appears (polled: it is written by another process); ``seconds`` only
+    guards against a hang, so a loaded machine's slowness never decides the outcome."""
     deadline = time.monotonic() + seconds
     while not path.exists():
         if time.monotonic() > deadline:
@@ -120,7 +121,7 @@ def blocks_until_cancelled(folder: str, key: str) -> str:
         return key
     (root / "started-slow").touch()
     try:
-        if not _wait_for(root / "release", 60.0):
+        if not _wait_for(root / "release", 900.0):
             raise TimeoutError("never cancelled nor released")
     except KeyboardInterrupt:  # how Ray cancels a running task
         (root / "cancelled-slow").touch()
