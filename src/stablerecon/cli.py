@@ -41,7 +41,7 @@ def list_components() -> None:
     from .audit import TESTS
     from .operators import masks
     from .operators.kinds import OPERATOR_KINDS
-    from .recipes import GENERATED_IMAGES, METHODS
+    from .recipes import FIXED_IMAGES, METHODS, SEEDED_IMAGES
     from .registry import Registry
 
     def table(title: str, registry: Registry, fields: bool = True) -> None:
@@ -60,7 +60,9 @@ def list_components() -> None:
     typer.echo("images:")
     for name in data.available_images():
         typer.echo(f"  {name}")
-    typer.echo(f"  {', '.join(GENERATED_IMAGES)} (generated; ellipses:SEED picks the phantom)")
+    typer.echo(f"  {', '.join(FIXED_IMAGES)} (generated)")
+    seeded = ", ".join(f"{n}:SEED" for n in SEEDED_IMAGES)
+    typer.echo(f"  {seeded} (random phantoms; NAME:FIRST-LAST for a range)")
     table("methods (methods: [{name: LABEL, kind: NAME, ...}]):", METHODS)
     table("audit tests (stablerecon audit CONFIG.yaml; tests: [...]):", TESTS, fields=False)
     from .training import available_pretrained, read_checkpoint

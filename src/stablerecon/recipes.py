@@ -8,10 +8,11 @@ tests from :data:`stablerecon.audit.TESTS`. Config validation
 (:class:`stablerecon.config.MethodSpec`), :func:`build_method` and ``stablerecon list`` all read
 :data:`METHODS`, so a new kind is one registration (see :mod:`stablerecon.registry`).
 
-Images of an audit config are names: shipped images (``camera``), ``shepp_logan`` or
-``ellipses:SEED``, or the user's own files: paths and globs of PNG, JPEG, TIFF, BMP, ``.npy`` and
-``.npz`` files read by :func:`stablerecon.data.read_images` with its explicit rules for colour,
-value range and size (:func:`build_images`, :func:`check_image_names`).
+Images of an audit config are names: shipped images (``camera``), generated ones
+(``shepp_logan``, the MR phantoms ``mr_t1``/``mr_t2``/``mr_pd``, random members ``ellipses:SEED``
+and ``mr:SEED`` or ranges ``ellipses:0-99``), or the user's own files: paths and globs of PNG,
+JPEG, TIFF, BMP, ``.npy`` and ``.npz`` files read by :func:`stablerecon.data.read_images` with
+its explicit rules for colour, value range and size (:func:`build_images`, :func:`check_image_names`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,25 @@ from .targets import DeepinvParams, TargetParams, call_factory, resolve_target
 from .training import available_pretrained, load, pretrained
 
 __all__ = ["METHODS", "build_method", "build_operator", "build_images", "image_sources", "check_image_names",
-           "GENERATED_IMAGES", "OperatorSpec", "load_weights"]
+           "GENERATED_IMAGES", "FIXED_IMAGES", "SEEDED_IMAGES", "OperatorSpec", "load_weights"]
 
 #: The method kinds of audit configs: ``name -> build(params, op) -> method``.
 METHODS: Registry[Callable[[Any, Operator], Reconstructor]] = Registry("method kind")
 
-#: Image names generated rather than shipped (``ellipses`` takes ``:SEED``).
-GENERATED_IMAGES = ("shepp_logan", "ellipses")
+#: Generated images of one kind each: ``name -> generate(size)``.
+FIXED_IMAGES: dict[str, Callable[[int], torch.Tensor]] = {
+    "shepp_logan": lambda size: data.shepp_logan(size),
+    "mr_t1": lambda size: data.mr_phantom(size, "t1"),
+    "mr_t2": lambda size: data.mr_phantom(size, "t2"),
+    "mr_pd": lambda size: data.mr_phantom(size, "pd"),
+}
+#: Random families, named ``NAME:SEED`` or ``NAME:FIRST-LAST``: ``name -> generate(size, seed)``.
+SEEDED_IMAGES: dict[str, Callable[[int, int], torch.Tensor]] = {
+    "ellipses": lambda size, seed: data.ellipses(1, size, seed=seed),
+    "mr": lambda size, seed: data.mr_phantom(size, seed=seed),
+}
+#: Image names generated rather than shipped (the seeded ones take ``:SEED``).
+GENERATED_IMAGES = (*FIXED_IMAGES, *SEEDED_IMAGES)
 
 
 class SolverParams(StrictModel):
@@ -211,7 +224,7 @@ def build_method(spec: Any, op: Operator) -> Reconstructor:
         raise ValueError(f"method {spec.name!r} (kind {spec.kind!r}): {err}") from None
 
 
-def _ellipse_range(seed: str) -> range | None:
+def _seed_range(seed: str) -> range | None:
     """``"7"`` -> ``range(7, 8)``, ``"0-99"`` -> ``range(0, 100)``; ``None`` if not of that form."""
     if seed.isdigit():
         return range(int(seed), int(seed) + 1)
@@ -222,8 +235,9 @@ def _ellipse_range(seed: str) -> range | None:
 
 
 def check_image_names(names: Sequence[str]) -> list[str]:
-    """``names`` if each is a shipped image, ``shepp_logan``, ``ellipses:SEED`` or a range of
-    phantoms ``ellipses:FIRST-LAST`` (both included), or a file path / glob
+    """``names`` if each is a shipped image, a generated one (:data:`FIXED_IMAGES`), a member
+    ``NAME:SEED`` or range ``NAME:FIRST-LAST`` (both included) of a random family
+    (:data:`SEEDED_IMAGES`: ``ellipses``, ``mr``), or a file path / glob
     (:func:`stablerecon.data.is_image_path`; the files are read by :func:`build_images`) and none
     is listed twice; a ``ValueError`` naming the first bad one otherwise."""
     shipped = data.available_images()
@@ -231,23 +245,24 @@ def check_image_names(names: Sequence[str]) -> list[str]:
         if data.is_image_path(item):
             continue
         base, _, seed = item.partition(":")
-        if base == "ellipses" and (seed == "" or _ellipse_range(seed) is not None):
+        if base in SEEDED_IMAGES and (seed == "" or _seed_range(seed) is not None):
             continue
-        if seed or (base not in GENERATED_IMAGES and base not in shipped):
-            raise ValueError(f"unknown image {item!r}; use a shipped image {shipped}, "
-                             f"'shepp_logan', 'ellipses:SEED', 'ellipses:FIRST-LAST' or an image file "
+        if seed or (base not in FIXED_IMAGES and base not in shipped):
+            raise ValueError(f"unknown image {item!r}; use a shipped image {shipped}, a generated one "
+                             f"{sorted(FIXED_IMAGES)}, a random one {sorted(SEEDED_IMAGES)} as NAME:SEED or "
+                             f"NAME:FIRST-LAST (e.g. 'ellipses:0-99'), or an image file "
                              f"({', '.join(data.IMAGE_SUFFIXES)}) or glob")
     if len(set(names)) != len(names):
         raise ValueError(f"images are listed twice: {list(names)}")
     seen: dict[str, str] = {}
     for item in names:
         base, _, seed = item.partition(":")
-        if base == "ellipses" and seed and not data.is_image_path(item):
-            for k in _ellipse_range(seed) or ():
-                if f"ellipses:{k}" in seen:
-                    raise ValueError(f"image 'ellipses:{k}' is listed twice (by {seen[f'ellipses:{k}']!r} "
+        if base in SEEDED_IMAGES and seed and not data.is_image_path(item):
+            for k in _seed_range(seed) or ():
+                if f"{base}:{k}" in seen:
+                    raise ValueError(f"image '{base}:{k}' is listed twice (by {seen[f'{base}:{k}']!r} "
                                      f"and {item!r})")
-                seen[f"ellipses:{k}"] = item
+                seen[f"{base}:{k}"] = item
     return list(names)
 
 
@@ -261,8 +276,8 @@ def image_sources(
     value_range: str = "error",
 ) -> list[tuple[str, Callable[[], torch.Tensor]]]:
     """The images of ``names`` as ``(name, load)`` pairs, without reading or generating any:
-    ``load()`` returns the image ``(1, 1, size, size)``. Ranges ``ellipses:0-99`` become one
-    entry per phantom (``ellipses:0`` ...), globs one entry per file (sorted), so that an audit of
+    ``load()`` returns the image ``(1, 1, size, size)``. Ranges ``ellipses:0-99`` (``mr:0-99``)
+    become one entry per phantom (``ellipses:0`` ...), globs one entry per file (sorted), so that an audit of
     a large set holds one chunk of images at a time (:class:`stablerecon.audit.ImageSet`).
     Duplicates (also through a range or a glob) are refused naming the entry (``images[i]``)."""
     out: list[tuple[str, Callable[[], torch.Tensor]]] = []
@@ -283,15 +298,15 @@ def image_sources(
                     where=f), field)
             continue
         base, _, seed = name.partition(":")
-        if base == "shepp_logan":
-            add(name, lambda: data.shepp_logan(size), field)
-        elif base == "ellipses":
-            seeds = _ellipse_range(seed) if seed else range(0, 1)
+        if base in FIXED_IMAGES and not seed:
+            add(name, lambda b=base: FIXED_IMAGES[b](size), field)
+        elif base in SEEDED_IMAGES:
+            seeds = _seed_range(seed) if seed else range(0, 1)
             if seeds is None:
                 raise ValueError(f"{field}: unknown image {name!r}")
             for k in seeds:
-                add(f"ellipses:{k}" if len(seeds) > 1 or seed else name,
-                    lambda k=k: data.ellipses(1, size, seed=k), field)
+                add(f"{base}:{k}" if len(seeds) > 1 or seed else name,
+                    lambda b=base, k=k: SEEDED_IMAGES[b](size, k), field)
         else:
             add(name, lambda b=base: data.image(b, size=size), field)
     return out
@@ -307,7 +322,8 @@ def build_images(
     value_range: str = "error",
 ) -> dict[str, torch.Tensor]:
     """Real images ``(1, 1, size, size)`` in ``[0, 1]`` by name: shipped images,
-    ``shepp_logan``, ``ellipses:SEED`` and ranges ``ellipses:FIRST-LAST``, and files or globs
+    generated ones (``shepp_logan``, ``mr_t2``, ``ellipses:SEED``, ``mr:SEED`` and ranges
+    ``ellipses:FIRST-LAST``), and files or globs
     (relative to ``base_dir``, the config's folder) read by :func:`stablerecon.data.read_images`
     under the rules ``resize``, ``grey`` and ``value_range``. A file is named by its path
     (relative to ``base_dir``); a file of another size is refused unless ``resize``. Complex

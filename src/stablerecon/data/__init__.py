@@ -7,6 +7,8 @@ nothing is downloaded:
   cropped and resized (``image("camera", size=128)`` has shape ``(1, 1, 128, 128)``);
 - :func:`shepp_logan`, :func:`ellipses`: the Shepp-Logan phantom at any size and random-ellipse
   training phantoms (seeded); :func:`haar_sparse`: exactly Haar-sparse block images;
+- :func:`mr_phantom`: MR images with tissue contrasts (T1, T2, proton density) of the MR
+  Shepp-Logan standard, and seeded random members of its family with tissue texture;
 - :func:`insert_detail`: add a small blob or text of known contrast, with its mask;
 - :func:`gaussian`, :func:`shot`, :func:`speckle`, :func:`impulse`, :func:`corrupt`: ImageNet-C
   noise corruptions with severities 1..5;
@@ -16,6 +18,7 @@ nothing is downloaded:
   stratified and seeded, into train / validation / test (:class:`ClassificationData`).
 
 Modules: :mod:`~stablerecon.data.images` (shipped images), :mod:`~stablerecon.data.phantoms`,
+:mod:`~stablerecon.data.mr_phantoms`,
 :mod:`~stablerecon.data.details` (detail insertion), :mod:`~stablerecon.data.corruptions`,
 :mod:`~stablerecon.data.files` (image files) and :mod:`~stablerecon.data.classification`.
 
@@ -36,6 +39,7 @@ from .corruptions import (
 from .details import FONT_CHARACTERS, insert_detail
 from .files import IMAGE_SUFFIXES, is_image_path, list_images, read_image, read_images
 from .images import available_images, image
+from .mr_phantoms import MR_CONTRASTS, mr_phantom
 from .phantoms import ellipses, haar_sparse, shepp_logan
 
 __all__ = [
@@ -59,6 +63,8 @@ __all__ = [
     "read_images",
     "list_images",
     "shepp_logan",
+    "mr_phantom",
+    "MR_CONTRASTS",
     "shot",
     "speckle",
 ]

@@ -42,6 +42,7 @@ from .base import (
     ScaledOperator,
 )
 from .blur import Blur, box_kernel, gaussian_kernel
+from .coil_estimation import espirit_maps
 from .coils import birdcage_maps
 from .dense import GaussianMatrix
 from .downsample import Downsample
@@ -94,6 +95,7 @@ __all__ = [
     "gaussian_kernel",
     "box_kernel",
     "centered_fft2",
+    "espirit_maps",
     "centered_ifft2",
     "fwht",
     "OPERATORS",

@@ -26,12 +26,14 @@ from ..registry import KindSpec, Registry
 from ..targets import DeepinvParams, TargetParams, call_factory, resolve_target, split_target
 from .base import Identity, LinearOperator
 from .blur import Blur, box_kernel, gaussian_kernel
+from .coils import birdcage_maps
 from .dense import GaussianMatrix
 from .downsample import Downsample
 from .fourier import SubsampledFourier
 from .hadamard import SubsampledWalshHadamard
 from .inpainting import Inpainting
 from .masks import MASKS
+from .multicoil import SubsampledMultiCoilFourier
 from .radon import Radon
 
 __all__ = ["OPERATOR_KINDS", "OperatorSpec", "build_operator"]
@@ -144,6 +146,42 @@ def _radon(spec: OperatorSpec) -> LinearOperator:
                          uses=("size", "rate", "seed"))
 def _gaussian(spec: OperatorSpec) -> LinearOperator:
     return GaussianMatrix(max(1, round(spec.rate * spec.size**2)), (spec.size, spec.size), seed=spec.seed)
+
+
+class MultiCoilParams(StrictModel):
+    """Fields of ``multicoil``: ``coils`` simulated birdcage receive coils on a circle of
+    ``coil_radius`` half fields of view, ``acs`` calibration lines of line masks (``null``: the
+    mask's default), and the CG-SENSE settings of ``A_dagger``."""
+
+    coils: PositiveInt = 8
+    coil_radius: PositiveFloat = 1.5
+    acs: NonNegativeInt | None = None
+    cg_iter: PositiveInt = 10
+
+    @field_validator("coil_radius")
+    @classmethod
+    def _outside(cls, value: float) -> float:
+        if value <= 2**0.5:
+            raise ValueError(f"coil_radius must exceed sqrt(2) ~ 1.4142 (coils outside the field of view), "
+                             f"got {value}")
+        return value
+
+
+def _acs_needs_line_mask(spec: OperatorSpec) -> None:
+    if spec.params.acs is not None and "acs" not in inspect.signature(MASKS[spec.mask]).parameters:
+        raise ValueError(f"field 'acs' applies to line masks (e.g. mask: cartesian_lines), not to "
+                         f"mask {spec.mask!r}")
+
+
+@OPERATOR_KINDS.register("multicoil", summary="multi-coil Cartesian MRI (SENSE): `coils` birdcage maps, "
+                         "e.g. mask: cartesian_lines with `acs` calibration lines; CG-SENSE as A_dagger",
+                         complex=True, sweep=True, params=MultiCoilParams, check=_acs_needs_line_mask,
+                         uses=("size", "mask", "rate", "seed"))
+def _multicoil(spec: OperatorSpec) -> LinearOperator:
+    p = spec.params
+    extra = {} if p.acs is None else {"acs": p.acs}
+    maps = birdcage_maps(p.coils, spec.size, radius=p.coil_radius)
+    return SubsampledMultiCoilFourier(_mask(spec, **extra), maps, cg_iter=p.cg_iter)
 
 
 class BlurParams(StrictModel):

@@ -149,8 +149,10 @@ class PairConfig(StrictModel):
 class DataConfig(StrictModel):
     """Training data, generated on the fly (nothing is downloaded).
 
-    ``source``: random-ellipse phantoms or random patches of shipped images (``images``, each
-    resized to twice the operator's size, with random flips and 90-degree rotations).
+    ``source``: random-ellipse phantoms, random MR phantoms with tissue contrasts and texture
+    (:func:`stablerecon.data.mr_phantom` with a seed) or random patches of shipped images
+    (``images``, each resized to twice the operator's size, with random flips and 90-degree
+    rotations).
     ``noise``: relative Gaussian measurement noise of training and validation data.
     ``jitter``: extra relative noise added during training only
     (Genzel et al. 2022), the knob of the accuracy-stability trade-off. ``n_val`` validation
@@ -158,7 +160,7 @@ class DataConfig(StrictModel):
     fixed near-kernel pair in every batch (:class:`PairConfig`).
     """
 
-    source: Literal["ellipses", "patches"] = "ellipses"
+    source: Literal["ellipses", "mr", "patches"] = "ellipses"
     images: list[str] = Field(default_factory=lambda: ["camera", "brick", "grass", "gravel", "moon",
                                                        "text", "coins", "page"])
     noise: NonNegativeFloat = 0.01

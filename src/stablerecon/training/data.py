@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from ..data import ellipses, image, insert_detail
+from ..data import ellipses, image, insert_detail, mr_phantom
 from ..operators import noise as noise_models
 from ..operators.base import LinearOperator
 from ..operators.nullspace import KernelSplit, kernel_split
@@ -72,6 +72,9 @@ class TrainingData:
         if self.config.source == "ellipses":
             return ellipses(n, self.size, seed=image_seed)
         rng = np.random.default_rng(image_seed)
+        if self.config.source == "mr":
+            seeds = rng.integers(0, 2**62, size=n)
+            return torch.cat([mr_phantom(self.size, seed=int(s)) for s in seeds])
         out = np.empty((n, 1, self.size, self.size), dtype=np.float32)
         for i in range(n):
             src = self._sources[rng.integers(len(self._sources))]
