@@ -160,8 +160,11 @@ class SqrtLassoProblem:
 
     def initial_coefficients(self, y: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
         if x0 is None:
-            shape = (y.shape[0], *(y.shape[1] if s is None else s
-                                   for s in self.sparsifier.out_shape))
+            # Channels: the operator's when fixed (multi-coil: 1 image channel, C coil channels
+            # of y), else those of y (channel-wise operators).
+            in_channels = self.op.in_shape[0] if self.op.in_shape else None
+            channels = y.shape[1] if in_channels is None else in_channels
+            shape = (y.shape[0], *(channels if s is None else s for s in self.sparsifier.out_shape))
             dtype = y.real.dtype if (self.real or self.op.in_kind == "real") else y.dtype
             if self.real and y.is_complex():
                 dtype = y.real.dtype
