@@ -144,3 +144,15 @@ def test_train_command_rejects_bad_configs_before_any_work(tmp_path: Path, edit:
     assert result.exit_code == 2
     assert field in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_modalities_print_their_configs_and_refuse_unknown_ones() -> None:
+    from stablerecon.runner import available_demos, demo_path
+
+    assert "fourier" in available_demos()
+    for name in available_demos():
+        printed = runner.invoke(app, ["demo", "--modality", name, "--print-config"])
+        assert printed.exit_code == 0, printed.output
+        assert printed.output == demo_path(name).read_text()
+    bad = runner.invoke(app, ["demo", "--modality", "ultrasound"])
+    assert bad.exit_code != 0 and "ultrasound" in bad.output

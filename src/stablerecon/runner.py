@@ -21,16 +21,31 @@ from .files import write_text
 from .operators.kinds import OperatorSpec
 from .recipes import build_method, build_operator
 
-__all__ = ["run_audit_config", "demo_config", "operator_folder", "ConfigBuilder"]
+__all__ = ["run_audit_config", "demo_config", "demo_path", "available_demos", "operator_folder",
+           "ConfigBuilder"]
 
 
-def demo_config() -> AuditConfig:
-    """The embedded demo audit (``stablerecon/demo.yaml``): 25% variable-density Fourier at
-    128 x 128; the shipped U-Nets (without and with jitter) and ItNet against FIRENET, TV,
-    l1-wavelet FISTA and zero-filling; a held-out ellipse phantom, Shepp-Logan, camera and
-    brick."""
-    path = Path(str(resources.files("stablerecon") / "demo.yaml"))
-    return load_yaml(path, AuditConfig)
+def available_demos() -> list[str]:
+    """The modalities of ``stablerecon demo --modality NAME`` (the embedded audit configs
+    ``stablerecon/demos/NAME.yaml``); ``fourier`` is the default."""
+    folder = resources.files("stablerecon") / "demos"
+    return sorted(p.name[:-len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def demo_path(modality: str = "fourier") -> Path:
+    """The embedded audit config of ``modality`` (one of :func:`available_demos`)."""
+    names = available_demos()
+    if modality not in names:
+        raise ValueError(f"unknown demo modality {modality!r}; choose from {names}")
+    return Path(str(resources.files("stablerecon") / "demos" / f"{modality}.yaml"))
+
+
+def demo_config(modality: str = "fourier") -> AuditConfig:
+    """The embedded demo audit of ``modality`` (``stablerecon/demos/NAME.yaml``). The default,
+    ``fourier``: 25% variable-density Fourier at 128 x 128; the shipped U-Nets (without and
+    with jitter) and ItNet against FIRENET, TV, l1-wavelet FISTA and zero-filling; a held-out
+    ellipse phantom, Shepp-Logan, camera and brick."""
+    return load_yaml(demo_path(modality), AuditConfig)
 
 
 def operator_folder(spec: OperatorSpec, index: int) -> str:
