@@ -277,3 +277,17 @@ def test_forward_validation(op: SubsampledFourier) -> None:
         x_hat = method(y_other, other)
     expected = _landweber(other.to_matrix(), y_other, 0.7, 2).reshape(x_hat.shape)
     assert torch.allclose(x_hat.double(), expected, atol=1e-5)
+
+
+def test_data_consistency_step_is_relative_to_the_operator_norm() -> None:
+    """``3 A`` measuring ``3 y`` poses the same problem as ``A`` measuring ``y``: with the step
+    ``eta / ||A||^2`` the iterates, hence the outputs, are the same (a fixed step would be 9x
+    too large on the scaled operator)."""
+    torch.manual_seed(0)
+    op = SubsampledFourier(masks.variable_density(16, 0.3, seed=0))
+    net = ItNet(UNet(in_channels=2, out_channels=2, depth=2, width=4), iterations=2, eta=0.7).eval()
+    x = torch.rand(2, 1, 16, 16)
+    y = op.A(x)
+    scaled = 3.0 * op
+    with torch.no_grad():
+        torch.testing.assert_close(net(3.0 * y, scaled), net(y, op), rtol=1e-4, atol=1e-5)

@@ -16,6 +16,12 @@ from .unet import channels_to_complex, complex_to_channels
 __all__ = ["ItNet"]
 
 
+def _squared_norm(op: Operator) -> float:
+    """``||A||^2`` from the operator's (cached) ``norm()``; 1 when it has none."""
+    norm = getattr(op, "norm", None)
+    return float(norm()) ** 2 if callable(norm) else 1.0
+
+
 class ItNet(nn.Module):
     r"""Unrolled iterative network ``ItNet`` (Genzel, Macdonald, März, "Solving inverse problems
     with deep neural networks: robustness included?", IEEE TPAMI 2022; the network of the
@@ -27,11 +33,13 @@ class ItNet(nn.Module):
     .. math::
 
         x \leftarrow x + \mathrm{net}_i(x), \qquad
-        x \leftarrow x - \eta\, A^*(A x - y).
+        x \leftarrow x - \frac{\eta}{\|A\|^2}\, A^*(A x - y).
 
     With ``shared=True`` one network is used at every step, otherwise each step has its own copy
     (initialised identically). ``eta`` (default 1, exact data consistency for a subsampled
-    unitary ``A``) is learned when ``learn_eta=True`` (kept positive through its logarithm).
+    unitary ``A``) is learned when ``learn_eta=True`` (kept positive through its logarithm); the
+    step is divided by ``||A||^2`` (``op.norm()``, cached by the operator; 1 for operators
+    without ``norm``), so that the same ``eta`` suits operators of any scale (CT, multi-coil).
 
     Complex images (MRI) are carried as real and imaginary channels when the network takes
     twice the image's channels; otherwise the iterate is real. ``real_output`` returns the real
@@ -105,7 +113,7 @@ class ItNet(nn.Module):
         else:
             raise ValueError(f"ItNet: the network takes {self.channels} channels but the image has {c} "
                              f"(expected {c} for real images or {2 * c} for complex ones)")
-        eta = self.log_eta.exp()
+        eta = self.log_eta.exp() / _squared_norm(op)
         for i in range(self.iterations):
             net = self.nets[0 if self.shared else i]
             h = as_net(x)
