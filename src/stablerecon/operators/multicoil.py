@@ -18,7 +18,15 @@ from ..validation import positive_float, positive_int
 from .base import LinearOperator
 from .fourier import SubsampledFourier
 from .masks import check_mask
-from .tensors import SUPPORTED_DTYPES, all_finite, check_tensor, complex_dtype_of, skip_finite_checks
+from .tensors import (
+    SUPPORTED_DTYPES,
+    all_finite,
+    check_tensor,
+    complex_dtype_of,
+    gather_last,
+    scatter_last,
+    skip_finite_checks,
+)
 
 __all__ = ["SubsampledMultiCoilFourier", "rss", "check_maps"]
 
@@ -177,6 +185,13 @@ class SubsampledMultiCoilFourier(LinearOperator):
         # Real maps keep the real-image path real (half-spectrum FFT in SubsampledFourier).
         self._real_maps = not maps.is_complex()
         self.register_buffer("maps", maps.to(torch.complex128), persistent=False)
+        # Complex maps: the centring shifts move onto the maps once, so that each call shifts
+        # only the one-channel image: F(S_c x) = fftshift(fft2(ifftshift(S_c) ifftshift(x)))
+        # is sampled at the un-shifted FFT positions of the mask (no per-sample phase), and
+        # sum_c conj(S_c) F^*(z_c) = fftshift(sum_c conj(ifftshift(S_c)) ifft2(z_c)).
+        shifted = torch.fft.ifftshift(self.maps, dim=(-2, -1))
+        self.register_buffer("maps_shifted", shifted.contiguous(), persistent=False)
+        self.register_buffer("maps_shifted_conj", shifted.conj().resolve_conj(), persistent=False)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -208,10 +223,28 @@ class SubsampledMultiCoilFourier(LinearOperator):
 
     # ------------------------------------------------------------------ operator
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fourier._forward(self._expand(x))
+        if self._real_maps:
+            return self.fourier._forward(self._expand(x))
+        cdt = complex_dtype_of(x.dtype)
+        maps = self._buffer_as("maps_shifted", cdt, x.device)                    # (Nc, H, W)
+        xs = torch.fft.ifftshift(x, dim=(-2, -1))
+        if x.is_complex():
+            z = xs * maps
+        else:  # real x times complex maps: one real pass over (B, Nc, H, W, 2)
+            z = torch.view_as_complex(xs.unsqueeze(-1) * torch.view_as_real(maps))
+        k = torch.fft.fft2(z, norm="ortho").flatten(-2)
+        return gather_last(k, self.fourier._buffer_as("indices", torch.long, k.device))
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self._combine(self.fourier._adjoint(y))
+        if self._real_maps:
+            return self._combine(self.fourier._adjoint(y))
+        cdt = complex_dtype_of(y.dtype)
+        h, w = self.in_shape[-2], self.in_shape[-1]
+        idx = self.fourier._buffer_as("indices", torch.long, y.device)
+        u = torch.fft.ifft2(scatter_last(y.to(cdt), idx, h * w).unflatten(-1, (h, w)), norm="ortho")
+        conj_maps = self._buffer_as("maps_shifted_conj", cdt, y.device)
+        combined = torch.einsum("bchw,chw->bhw", u, conj_maps).unsqueeze(1)
+        return torch.fft.fftshift(combined, dim=(-2, -1))
 
     def _dagger(self, y: torch.Tensor) -> torch.Tensor:
         return self._cg(y, self.cg_iter, self.cg_tol, self.eps)
