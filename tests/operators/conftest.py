@@ -13,6 +13,7 @@ from stablerecon.operators import (
     Identity,
     Inpainting,
     LinearOperator,
+    NonCartesianFourier,
     Radon,
     SubsampledFourier,
     SubsampledMultiCoilFourier,
@@ -20,6 +21,7 @@ from stablerecon.operators import (
     birdcage_maps,
     gaussian_kernel,
     masks,
+    trajectories,
 )
 from stablerecon.sparsity import FiniteDifference, Wavelet
 
@@ -51,6 +53,12 @@ FACTORIES: dict[str, Callable[[], LinearOperator]] = {
                                                     birdcage_maps(4, N)),
     "multicoil-real-maps": lambda: SubsampledMultiCoilFourier(masks.variable_density(N, 0.3, seed=1),
                                                               birdcage_maps(3, N).abs()),
+    "nufft-radial": lambda: NonCartesianFourier(trajectories.radial(N, 8), N),
+    "nufft-spiral": lambda: NonCartesianFourier(trajectories.spiral(N, 4), N),
+    "nufft-radial-multicoil": lambda: NonCartesianFourier(trajectories.radial(N, 8, golden=True), N,
+                                                          maps=birdcage_maps(4, N)),
+    "nufft-spiral-multicoil-kb": lambda: NonCartesianFourier(
+        trajectories.spiral(N, 4), N, maps=birdcage_maps(3, N), backend="torchkbnufft"),
     "fourier-after-wavelet-synthesis": lambda: SubsampledFourier(masks.variable_density(N, 0.3))
     @ Wavelet("haar", levels=2, size=N).adjoint(),
 }

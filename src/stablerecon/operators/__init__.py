@@ -32,7 +32,7 @@ for the operator kinds and the perturbation families, :mod:`stablerecon.config_b
 :mod:`stablerecon.registry`.
 """
 
-from . import masks, noise, nullspace, perturbations
+from . import masks, noise, nullspace, perturbations, trajectories
 from .adapter import AdaptedOperator, as_linear_operator
 from .base import (
     AdjointOperator,
@@ -51,6 +51,7 @@ from .hadamard import SubsampledWalshHadamard, fwht
 from .inpainting import Inpainting
 from .kinds import OPERATOR_KINDS, OperatorSpec, build_operator
 from .multicoil import SubsampledMultiCoilFourier, rss
+from .nufft import NonCartesianFourier, density_compensation
 from .perturbations import (
     PERTURBATIONS,
     AdditiveLowRank,
@@ -91,6 +92,9 @@ __all__ = [
     "Downsample",
     "masks",
     "noise",
+    "trajectories",
+    "NonCartesianFourier",
+    "density_compensation",
     "nullspace",
     "gaussian_kernel",
     "box_kernel",
