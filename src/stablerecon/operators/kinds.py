@@ -34,7 +34,9 @@ from .hadamard import SubsampledWalshHadamard
 from .inpainting import Inpainting
 from .masks import MASKS
 from .multicoil import SubsampledMultiCoilFourier
+from .nufft import NonCartesianFourier
 from .radon import Radon
+from .trajectories import nyquist_spokes, radial, radial_dcf, spiral
 
 __all__ = ["OPERATOR_KINDS", "OperatorSpec", "build_operator"]
 
@@ -182,6 +184,50 @@ def _multicoil(spec: OperatorSpec) -> LinearOperator:
     extra = {} if p.acs is None else {"acs": p.acs}
     maps = birdcage_maps(p.coils, spec.size, radius=p.coil_radius)
     return SubsampledMultiCoilFourier(_mask(spec, **extra), maps, cg_iter=p.cg_iter)
+
+
+class NonCartesianParams(StrictModel):
+    """Fields of ``noncartesian``: the ``trajectory`` (``radial`` spokes, ``rate`` times the
+    Nyquist number ``ceil(pi size / 2)``; or ``spiral`` with ``interleaves`` arms of ``rate``
+    times the Nyquist number of turns), ``golden``-angle ordering, ``coils`` simulated birdcage
+    coils (0: single coil), the density compensation of ``A_dagger`` (``pipe_menon``
+    iterations, or the analytic ``ramp`` of radial trajectories) and the NUFFT ``backend``."""
+
+    trajectory: Literal["radial", "spiral"] = "radial"
+    interleaves: PositiveInt = 8
+    golden: bool = False
+    coils: NonNegativeInt = 0
+    coil_radius: PositiveFloat = 1.5
+    dcf: Literal["pipe_menon", "ramp"] = "pipe_menon"
+    backend: Literal["finufft", "torchkbnufft"] = "finufft"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NonCartesianParams:
+        if self.dcf == "ramp" and self.trajectory != "radial":
+            raise ValueError("dcf 'ramp' is the analytic density of radial trajectories; use dcf: pipe_menon")
+        if self.coils and self.coil_radius <= 2**0.5:
+            raise ValueError(f"coil_radius must exceed sqrt(2) ~ 1.4142 (coils outside the field of view), "
+                             f"got {self.coil_radius}")
+        return self
+
+
+@OPERATOR_KINDS.register("noncartesian", summary="non-Cartesian MRI through a NUFFT: radial spokes or spiral "
+                         "arms (`rate` of the Nyquist sampling), single- or multi-coil (`coils`), gridding "
+                         "with density compensation as A_dagger", complex=True, sweep=True,
+                         params=NonCartesianParams, uses=("size", "rate"))
+def _noncartesian(spec: OperatorSpec) -> LinearOperator:
+    p, n = spec.params, spec.size
+    dcf = None
+    if p.trajectory == "radial":
+        spokes = max(1, round(spec.rate * nyquist_spokes(n)))
+        traj = radial(n, spokes, golden=p.golden)
+        if p.dcf == "ramp":
+            dcf = radial_dcf(n, spokes, golden=p.golden)
+    else:
+        turns = max(spec.rate * n / (2 * p.interleaves), 1.0 / p.interleaves)
+        traj = spiral(n, p.interleaves, turns=turns, golden=p.golden)
+    maps = birdcage_maps(p.coils, n, radius=p.coil_radius) if p.coils else None
+    return NonCartesianFourier(traj, n, maps=maps, dcf=dcf, backend=p.backend)
 
 
 class BlurParams(StrictModel):
