@@ -16,6 +16,7 @@ import torch
 
 from ..validation import positive_float, positive_int
 from .base import LinearOperator
+from .cg import conjugate_gradient
 from .fourier import SubsampledFourier
 from .masks import check_mask
 from .tensors import (
@@ -90,20 +91,6 @@ def rss(coil_images: torch.Tensor, dim: int = 1, keepdim: bool = True) -> torch.
         raise ValueError(f"argument 'dim' must be an axis of 'coil_images' (shape "
                          f"{tuple(coil_images.shape)}), got {dim!r}")
     return torch.linalg.vector_norm(coil_images, dim=dim, keepdim=keepdim)
-
-
-def _sqnorm(t: torch.Tensor) -> torch.Tensor:
-    """``||t_b||^2`` per batch item, real, smooth everywhere (no ``abs``/``sqrt``)."""
-    return torch.view_as_real(t).square().reshape(t.shape[0], -1).sum(dim=1)
-
-
-def _redot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``Re <a_b, b_b>`` per batch item for complex ``a``, ``b``."""
-    return (torch.view_as_real(a) * torch.view_as_real(b)).reshape(a.shape[0], -1).sum(dim=1)
-
-
-def _per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 class SubsampledMultiCoilFourier(LinearOperator):
@@ -284,30 +271,8 @@ class SubsampledMultiCoilFourier(LinearOperator):
         # Public A / A_adjoint so that a traced call is differentiated by the exact adjoint;
         # y was validated once, so the inner loop skips the NaN/Inf scans.
         with skip_finite_checks():
-            b = self.A_adjoint(y)
-            x = torch.zeros_like(b)
-            r, p = b, b
-            rs = _sqnorm(r)
-            stop = (tol * tol) * rs
-            for _ in range(max_iter):
-                if bool((rs <= stop).all()):
-                    break
-                q = self.A_adjoint(self.A(p))
-                if eps:
-                    q = q + eps * p
-                curv = _redot(p, q)
-                active = (rs > stop) & (curv > 0)
-                # Converged items freeze (alpha = beta = 0). The inner where keeps the untaken
-                # division finite, so its gradient (multiplied by 0) cannot turn into NaN.
-                one = torch.ones_like(rs)
-                alpha = torch.where(active, rs / torch.where(active, curv, one), torch.zeros_like(rs))
-                x = x + _per_item(alpha, x) * p
-                r = r - _per_item(alpha, r) * q
-                rs_new = _sqnorm(r)
-                beta = torch.where(active, rs_new / torch.where(active, rs, one), torch.zeros_like(rs))
-                p = r + _per_item(beta, p) * p
-                rs = rs_new
-        return x
+            return conjugate_gradient(lambda p: self.A_adjoint(self.A(p)), self.A_adjoint(y), max_iter, tol,
+                                      eps)
 
     def expand(self, x: torch.Tensor) -> torch.Tensor:
         """Coil images ``S_c x``: ``(B, 1, H, W) -> (B, Ncoils, H, W)`` (real for real ``x`` and maps)."""

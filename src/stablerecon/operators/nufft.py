@@ -31,6 +31,7 @@ import torch
 
 from ..validation import boolean, choice, positive_float, positive_int
 from .base import LinearOperator
+from .cg import conjugate_gradient
 from .multicoil import check_maps
 from .tensors import as_hw, check_tensor, complex_dtype_of, real_dtype_of, skip_finite_checks
 from .trajectories import check_trajectory
@@ -475,44 +476,8 @@ class NonCartesianFourier(LinearOperator):
         weigh = self._weighted if weighted else (lambda t: t)
         with skip_finite_checks():
             b = self.A_adjoint(weigh(y.to(complex_dtype_of(y.dtype))))
-            x = torch.zeros_like(b)
-            r, p = b, b
-            rs = _sqnorm(r)
-            stop = (tol * tol) * rs
-            for _ in range(max_iter):
-                if bool((rs <= stop).all()):
-                    break
-                q = self.A_adjoint(weigh(self.A(p)))
-                if eps:
-                    q = q + eps * p
-                curv = _redot(p, q)
-                active = (rs > stop) & (curv > 0)
-                one = torch.ones_like(rs)
-                # Converged items freeze (alpha = beta = 0); the inner where keeps the untaken
-                # division finite so that its (zero) gradient cannot become NaN.
-                alpha = torch.where(active, rs / torch.where(active, curv, one), torch.zeros_like(rs))
-                x = x + _per_item(alpha, x) * p
-                r = r - _per_item(alpha, r) * q
-                rs_new = _sqnorm(r)
-                beta = torch.where(active, rs_new / torch.where(active, rs, one), torch.zeros_like(rs))
-                p = r + _per_item(beta, p) * p
-                rs = rs_new
-        return x
+            return conjugate_gradient(lambda p: self.A_adjoint(weigh(self.A(p))), b, max_iter, tol, eps)
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, samples={self.samples}, coils={self.coils}, "
                 f"backend={self.backend!r}, eps={self.eps:g}")
-
-
-def _sqnorm(t: torch.Tensor) -> torch.Tensor:
-    """``||t_b||^2`` per batch item (real, smooth everywhere)."""
-    return torch.view_as_real(t).square().reshape(t.shape[0], -1).sum(dim=1)
-
-
-def _redot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``Re <a_b, b_b>`` per batch item for complex ``a``, ``b``."""
-    return (torch.view_as_real(a) * torch.view_as_real(b)).reshape(a.shape[0], -1).sum(dim=1)
-
-
-def _per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.reshape(-1, *([1] * (like.ndim - 1)))
