@@ -10,7 +10,7 @@ from torch import nn
 
 from stablerecon.data import ellipses
 from stablerecon.nets import ItNet, UNet
-from stablerecon.operators import SubsampledFourier, masks
+from stablerecon.operators import GaussianMatrix, SubsampledFourier, masks
 
 N = 32
 
@@ -291,3 +291,26 @@ def test_data_consistency_step_is_relative_to_the_operator_norm() -> None:
     scaled = 3.0 * op
     with torch.no_grad():
         torch.testing.assert_close(net(3.0 * y, scaled), net(y, op), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("consistency", ["adjoint", "dagger"])
+def test_dagger_consistency_makes_any_network_output_fit_the_data(consistency: str) -> None:
+    """For a wide Gaussian matrix (full row rank, A A^+ = I) the step ``x - A^+(A x - y)`` with
+    eta = 1 lands exactly on {A x = y}, whatever the network did before it; the plain gradient
+    step of a matrix that is not a partial isometry does not."""
+    torch.manual_seed(0)
+    op = GaussianMatrix(60, (16, 16), seed=0)
+    net = ItNet(UNet(in_channels=1, out_channels=1, depth=2, width=4), iterations=2, eta=1.0,
+                learn_eta=False, consistency=consistency).eval()
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    net = net.double()
+    with torch.no_grad():  # an untrained ItNet starts as Landweber (zero residual networks)
+        for p in net.parameters():
+            p.normal_(0.0, 0.3)
+    y = op.A(x)
+    with torch.no_grad():
+        residual = torch.linalg.vector_norm(op.A(net(y, op)) - y) / torch.linalg.vector_norm(y)
+    if consistency == "dagger":
+        assert float(residual) < 1e-10
+    else:
+        assert float(residual) > 1e-3

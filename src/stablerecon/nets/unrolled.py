@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..contracts import Operator, apply_dagger
-from ..validation import positive_float, positive_int
+from ..validation import choice, positive_float, positive_int
 from ._operator import resolve_operator
 from .unet import channels_to_complex, complex_to_channels
 
@@ -40,6 +40,11 @@ class ItNet(nn.Module):
     unitary ``A``) is learned when ``learn_eta=True`` (kept positive through its logarithm); the
     step is divided by ``||A||^2`` (``op.norm()``, cached by the operator; 1 for operators
     without ``norm``), so that the same ``eta`` suits operators of any scale (CT, multi-coil).
+    With ``consistency="dagger"`` the step is preconditioned by the operator's pseudo-inverse,
+    ``x <- x - eta A_dagger(A x - y)`` (gridding with density compensation for non-Cartesian
+    MRI, FBP for CT, CG-SENSE for multi-coil MRI): for operators whose ``A^* A`` is badly
+    conditioned (radial sampling measures the k-space centre once per spoke) a plain gradient
+    step cannot be large and stable at once, while ``A_dagger A`` is close to a projection.
 
     Complex images (MRI) are carried as real and imaginary channels when the network takes
     twice the image's channels; otherwise the iterate is real. ``real_output`` returns the real
@@ -55,6 +60,9 @@ class ItNet(nn.Module):
         One network for all steps (``True``) or a copy per step (``False``, default).
     eta, learn_eta:
         Data-consistency step size and whether to learn it.
+    consistency:
+        ``"adjoint"`` (default: the gradient step ``eta A^*(A x - y) / ||A||^2``) or
+        ``"dagger"`` (``eta A_dagger(A x - y)``).
     op:
         Default forward operator, used when ``forward`` is called without one.
     real_output:
@@ -75,7 +83,8 @@ class ItNet(nn.Module):
     name = "ItNet"
 
     def __init__(self, net: nn.Module, iterations: int = 3, shared: bool = False, eta: float = 1.0,
-                 learn_eta: bool = True, op: Operator | None = None, real_output: bool = True) -> None:
+                 learn_eta: bool = True, op: Operator | None = None, real_output: bool = True,
+                 consistency: str = "adjoint") -> None:
         super().__init__()
         cin, cout = getattr(net, "in_channels", None), getattr(net, "out_channels", None)
         if not isinstance(cin, int) or cin != cout:
@@ -83,6 +92,7 @@ class ItNet(nn.Module):
                              f"got in_channels={cin!r}, out_channels={cout!r}")
         self.iterations = positive_int(iterations, "iterations", where="ItNet")
         eta = positive_float(eta, "eta", where="ItNet")
+        self.consistency = choice(consistency, "consistency", ("adjoint", "dagger"), where="ItNet")
         self.shared = bool(shared)
         self.channels = cin
         self.real_output = bool(real_output)
@@ -113,17 +123,19 @@ class ItNet(nn.Module):
         else:
             raise ValueError(f"ItNet: the network takes {self.channels} channels but the image has {c} "
                              f"(expected {c} for real images or {2 * c} for complex ones)")
-        eta = self.log_eta.exp() / _squared_norm(op)
+        dagger = self.consistency == "dagger"
+        eta = self.log_eta.exp() if dagger else self.log_eta.exp() / _squared_norm(op)
         for i in range(self.iterations):
             net = self.nets[0 if self.shared else i]
             h = as_net(x)
             x = from_net(h + net(h))
             residual = op.A(x) - y
-            step = op.A_adjoint(residual)
+            step = apply_dagger(op, residual) if dagger else op.A_adjoint(residual)
             x = x - eta * (step if x.is_complex() else step.real)
         if self.real_output and x.is_complex():
             return x.real
         return x
 
     def extra_repr(self) -> str:
-        return f"iterations={self.iterations}, shared={self.shared}, eta={self.eta:.4g}"
+        return (f"iterations={self.iterations}, shared={self.shared}, eta={self.eta:.4g}, "
+                f"consistency={self.consistency!r}")

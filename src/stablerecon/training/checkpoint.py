@@ -81,7 +81,8 @@ def build_model(config: TrainingConfig, op: nn.Module | None = None) -> nn.Modul
         net = UNet(channels, 1, depth=m.unet.depth, width=m.unet.width, batch_norm=m.unet.batch_norm)
         return PostProcessing(net, op)
     net = UNet(channels, channels, depth=m.unet.depth, width=m.unet.width, batch_norm=m.unet.batch_norm)
-    return ItNet(net, iterations=m.iterations, shared=m.shared, eta=m.eta, learn_eta=m.learn_eta, op=op)
+    return ItNet(net, iterations=m.iterations, shared=m.shared, eta=m.eta, learn_eta=m.learn_eta, op=op,
+                 consistency=m.consistency)
 
 
 def network_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -301,7 +302,14 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path, meta, config = read_checkpoint_meta(path, FORMAT, VERSION, "stablerecon checkpoint",
                                               ("weights", "architecture", "operator", "training"),
                                               TrainingConfig, "training", "training config")
-    if config.model.model_dump() != meta["architecture"] or config.operator.model_dump() != meta["operator"]:
+    # Compared as validated models, so that fields added later with defaults (e.g. the ItNet's
+    # ``consistency``) read the same in checkpoints written before them.
+    try:
+        architecture = type(config.model).model_validate(meta["architecture"]).model_dump()
+        operator = type(config.operator).model_validate(meta["operator"]).model_dump()
+    except (ValueError, TypeError):
+        architecture = operator = None
+    if config.model.model_dump() != architecture or config.operator.model_dump() != operator:
         raise CheckpointError(f"checkpoint {str(path)!r}: 'architecture'/'operator' disagree with "
                               f"the training config it records")
     return Checkpoint(path, meta, config)

@@ -86,6 +86,7 @@ class ItNetConfig(StrictModel):
     shared: bool = False
     eta: PositiveFloat = 1.0
     learn_eta: bool = True
+    consistency: Literal["adjoint", "dagger"] = "adjoint"
     complex_input: bool = True
 
 
