@@ -9,6 +9,7 @@ import pytest
 from stablerecon.operators import (
     Blur,
     Downsample,
+    FanBeam,
     GaussianMatrix,
     Identity,
     Inpainting,
@@ -36,6 +37,7 @@ FACTORIES: dict[str, Callable[[], LinearOperator]] = {
         masks.variable_density(N, 0.3, seed=0, origin="corner")
     ),
     "radon": lambda: Radon(N, angles=12),
+    "fanbeam": lambda: FanBeam(N, angles=12),
     "gaussian": lambda: GaussianMatrix(64, N * N, seed=0),
     "blur": lambda: Blur(gaussian_kernel(1.2), N),
     "inpainting": lambda: Inpainting(masks.uniform_random(N, 0.5, seed=0)),

@@ -7,8 +7,11 @@ All operators follow :class:`LinearOperator`: ``A``, ``A_adjoint``, ``A_dagger``
 operator                       problem
 =============================  =====================================================
 :class:`SubsampledFourier`     MRI (Cartesian / radial / random k-space sampling)
+:class:`SubsampledMultiCoilFourier` multi-coil Cartesian MRI (SENSE), CG-SENSE as ``A_dagger``
+:class:`NonCartesianFourier`   radial / spiral MRI through a NUFFT, single- or multi-coil
 :class:`SubsampledWalshHadamard` binary-pattern (single-pixel) imaging
-:class:`Radon`                 parallel-beam CT, FBP as ``A_dagger``
+:class:`Radon`                 parallel-beam CT, FBP as ``A_dagger`` (matrix-free)
+:class:`FanBeam`               fan-beam CT (flat detector), fan-beam FBP as ``A_dagger``
 :class:`GaussianMatrix`        compressed sensing with a random matrix
 :class:`Blur`                  deblurring (circular convolution)
 :class:`Inpainting`            inpainting (observed pixels)
@@ -46,6 +49,7 @@ from .coil_estimation import espirit_maps
 from .coils import birdcage_maps
 from .dense import GaussianMatrix
 from .downsample import Downsample
+from .fanbeam import FanBeam
 from .fourier import SubsampledFourier, centered_fft2, centered_ifft2
 from .hadamard import SubsampledWalshHadamard, fwht
 from .inpainting import Inpainting
@@ -83,6 +87,7 @@ __all__ = [
     "rss",
     "SubsampledWalshHadamard",
     "Radon",
+    "FanBeam",
     "FBP_FILTERS",
     "clear_radon_cache",
     "skip_finite_checks",

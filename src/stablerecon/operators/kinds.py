@@ -29,6 +29,7 @@ from .blur import Blur, box_kernel, gaussian_kernel
 from .coils import birdcage_maps
 from .dense import GaussianMatrix
 from .downsample import Downsample
+from .fanbeam import FanBeam
 from .fourier import SubsampledFourier
 from .hadamard import SubsampledWalshHadamard
 from .inpainting import Inpainting
@@ -148,6 +149,31 @@ def _radon(spec: OperatorSpec) -> LinearOperator:
                          uses=("size", "rate", "seed"))
 def _gaussian(spec: OperatorSpec) -> LinearOperator:
     return GaussianMatrix(max(1, round(spec.rate * spec.size**2)), (spec.size, spec.size), seed=spec.seed)
+
+
+class FanBeamParams(StrictModel):
+    """Fields of ``fanbeam``: source-to-centre and centre-to-detector distances in units of the
+    image ``size`` (pixels / size; defaults 2 and 1, i.e. the operator's defaults)."""
+
+    source_distance: PositiveFloat = 2.0
+    detector_distance: PositiveFloat = 1.0
+
+    @field_validator("source_distance")
+    @classmethod
+    def _outside(cls, value: float) -> float:
+        if value <= 0.5:
+            raise ValueError(f"source_distance must put the source outside the field of view (more than "
+                             f"0.5 sizes from the centre), got {value}")
+        return value
+
+
+@OPERATOR_KINDS.register("fanbeam", summary="fan-beam CT (flat detector, full 360-degree scan) at `angles` "
+                         "angles, fan-beam FBP as A_dagger; distances in image sizes",
+                         params=FanBeamParams, uses=("size", "angles"))
+def _fanbeam(spec: OperatorSpec) -> LinearOperator:
+    p = spec.params
+    return FanBeam(spec.size, angles=spec.angles, source_distance=p.source_distance * spec.size,
+                   detector_distance=p.detector_distance * spec.size)
 
 
 class MultiCoilParams(StrictModel):
