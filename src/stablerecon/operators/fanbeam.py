@@ -10,11 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from .base import check_tensor
+from .projector import _FLIP_U, RayDrivenProjector, _apply_symmetry_adjoint, _as_bits
 from .radon import (
-    _FLIP_U,
-    RayDrivenProjector,
-    _apply_symmetry_adjoint,
-    _as_bits,
     _fourier_filter,
     _parse_angles,
     _parse_circle,

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from ..radon import Radon, _disk_rows
+from ..projector import _disk_rows
+from ..radon import Radon
 from ..tensors import real_dtype_of
 from .family import PerturbationFamily, PerturbedOperator, require_operator, spectral_norm_estimate
 
