@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from ct_reference import ellipse_chords, ellipse_image
 from scipy.ndimage import gaussian_filter
 from skimage.data import shepp_logan_phantom
 from skimage.metrics import peak_signal_noise_ratio
@@ -146,45 +147,20 @@ def test_line_integral_of_a_constant_disk() -> None:
     assert sino.sum(axis=0) == pytest.approx(np.full(16, math.pi * r**2), rel=1e-3)
 
 
-def _ellipse_image(size: int, centre: tuple[float, float], axes: tuple[float, float],
-                   tilt: float) -> np.ndarray:
-    """Anti-aliased indicator (16 x 16 supersampling) of a tilted ellipse, centre in (u, v)."""
-    rows, cols = np.mgrid[:size, :size]
-    sub = (np.arange(16) + 0.5) / 16 - 0.5
-    dv, du = np.meshgrid(sub, sub, indexing="ij")
-    u = cols[..., None, None] + du - size // 2 - centre[0]
-    v = rows[..., None, None] + dv - size // 2 - centre[1]
-    c, s = math.cos(tilt), math.sin(tilt)
-    inside = ((c * u + s * v) / axes[0]) ** 2 + ((-s * u + c * v) / axes[1]) ** 2 <= 1.0
-    return inside.mean(axis=(-1, -2))
-
-
-def _ellipse_chords(points: np.ndarray, directions: np.ndarray, centre: tuple[float, float],
-                    axes: tuple[float, float], tilt: float) -> np.ndarray:
-    """Length of the chords of the ellipse on the lines ``point + s direction`` (unit directions)."""
-    c, s = math.cos(tilt), math.sin(tilt)
-    rot = np.array([[c, s], [-s, c]]) / np.asarray(axes)[:, None]
-    p = (points - np.asarray(centre)) @ rot.T
-    d = directions @ rot.T
-    qa, qb, qc = (d * d).sum(-1), 2 * (p * d).sum(-1), (p * p).sum(-1) - 1.0
-    disc = qb * qb - 4 * qa * qc
-    return np.sqrt(np.clip(disc, 0, None)) / qa
-
-
 def test_line_integrals_of_a_tilted_ellipse() -> None:
     """Closed form: the chord of the line through the ellipse, against the sinogram of its image."""
     size, centre, axes, tilt = 80, (6.0, -4.0), (26.0, 14.0), 0.6
     op = Radon(size, angles=[0.0, 17.0, 45.0, 63.5, 90.0, 118.0, 151.0])
-    sino = op.A(torch.from_numpy(_ellipse_image(size, centre, axes, tilt))[None, None])[0, 0].numpy()
+    sino = op.A(torch.from_numpy(ellipse_image(size, centre, axes, tilt))[None, None])[0, 0].numpy()
     t = np.arange(op.n_detectors) - op.n_detectors // 2
     worst = 0.0
     for k, theta in enumerate(np.deg2rad(op.angles)):
         normal = np.array([math.cos(theta), -math.sin(theta)])
         along = np.array([math.sin(theta), math.cos(theta)])
         points = t[:, None] * normal
-        exact = _ellipse_chords(points, np.broadcast_to(along, points.shape), centre, axes, tilt)
+        exact = ellipse_chords(points, np.broadcast_to(along, points.shape), centre, axes, tilt)
         # away from the rim: the chord of the ellipse shrunk by 1.5 pixels is still long
-        inner = _ellipse_chords(points, np.broadcast_to(along, points.shape), centre,
+        inner = ellipse_chords(points, np.broadcast_to(along, points.shape), centre,
                                 (axes[0] - 1.5, axes[1] - 1.5), tilt) > 4.0
         worst = max(worst, float(np.abs(sino[k] - exact)[inner].max()))
         assert sino[k].sum() == pytest.approx(math.pi * axes[0] * axes[1], rel=2e-3)  # 5e-4
