@@ -174,14 +174,7 @@ class FanBeam(RayDrivenProjector):
             n_det = _parse_detectors(detectors)
         filter = _parse_filter(filter)
 
-        super().__init__((None, size, size), (None, len(angle_tuple), n_det))
-        self.size = size
-        self.angles = angle_tuple
-        """The source angles in degrees."""
-        self.n_angles = len(angle_tuple)
-        self.n_detectors = n_det
-        self.circle = circle
-        self.filter = filter
+        self._init_scan(size, angle_tuple, n_det, circle, filter)
         self.source_distance = r_s
         """``R_s``: source to centre of rotation, pixels."""
         self.detector_distance = r_d

@@ -187,6 +187,20 @@ class RayDrivenProjector(LinearOperator):
     n_detectors: int
     circle: bool
 
+    def _init_scan(self, size: int, angles: tuple[float, ...], n_detectors: int, circle: bool,
+                   filter: str) -> None:
+        """Shapes ``(size, size) -> (n_angles, n_detectors)`` and the attributes every scan has
+        (called first by a subclass's ``__init__``, before :meth:`_set_geometry`)."""
+        LinearOperator.__init__(self, (None, size, size), (None, len(angles), n_detectors))
+        self.size = size
+        self.angles = angles
+        """The projection (source) angles in degrees."""
+        self.n_angles = len(angles)
+        self.n_detectors = n_detectors
+        self.circle = circle
+        self.filter = filter
+        """The FBP filter (a name of ``FBP_FILTERS``)."""
+
     # ------------------------------------------------------------------ geometry (subclass)
     def _canonical_rays(self, phis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rows, a, b)``, each ``(len(phis), n_detectors)``, at angles ``phis`` (degrees)."""

@@ -232,14 +232,7 @@ class Radon(RayDrivenProjector):
             n_det = _parse_detectors(detectors)
         filter = _parse_filter(filter)
 
-        super().__init__((None, size, size), (None, len(angle_tuple), n_det))
-        self.size = size
-        self.angles = angle_tuple
-        """The projection angles in degrees."""
-        self.n_angles = len(angle_tuple)
-        self.n_detectors = n_det
-        self.circle = circle
-        self.filter = filter
+        self._init_scan(size, angle_tuple, n_det, circle, filter)
         self._set_geometry(angle_tuple)
 
         self._fbp_pad = max(64, 1 << math.ceil(math.log2(2 * n_det)))
