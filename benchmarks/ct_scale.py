@@ -40,13 +40,16 @@ are kept).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("radon", "fanbeam", "deepinv-parallel", "deepinv-fanbeam", "skimage-radon")
@@ -67,6 +70,33 @@ def _fan_geometry(size: int) -> dict:
     op = FanBeam(size, angles=1)
     return {"source_distance": op.source_distance, "detector_distance": op.detector_distance,
             "detectors": op.n_detectors, "detector_spacing": op.detector_spacing}
+
+
+def _torch_case(make: Callable[[], Any], x: Any, adjoint_grad: bool) -> tuple:
+    """``(op, y, build seconds, first-call seconds, forward, adjoint)`` of a torch operator:
+    ``make()`` timed, then one ``A`` + ``A_adjoint`` call (the adjoint under autograd when
+    ``adjoint_grad``, as DeepInverse computes it), and the two timed callables."""
+    import torch
+
+    t0 = time.perf_counter()
+    op = make()
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        y = op.A(x)
+    with contextlib.nullcontext() if adjoint_grad else torch.no_grad():
+        op.A_adjoint(y)
+    first = time.perf_counter() - t0
+
+    def forward() -> object:
+        with torch.no_grad():
+            return op.A(x)
+
+    def adjoint() -> object:
+        with contextlib.nullcontext() if adjoint_grad else torch.no_grad():
+            return op.A_adjoint(y)
+
+    return op, y, build, first, forward, adjoint
 
 
 def _worker(case: str, size: int, n_angles: int, repeats: int, threads: int, fan: dict) -> dict:
@@ -97,26 +127,9 @@ def _worker(case: str, size: int, n_angles: int, repeats: int, threads: int, fan
         from stablerecon.operators.fanbeam import FanBeam
 
         base = _peak_mb()
-        t0 = time.perf_counter()
-        if case == "radon":
-            op = Radon(size, angles=n_angles)
-        else:
-            op = FanBeam(size, angles=n_angles, **fan)
-        build = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            y = op.A(x)
-            op.A_adjoint(y)
-        first = time.perf_counter() - t0
-
-        def forward() -> object:
-            with torch.no_grad():
-                return op.A(x)
-
-        def adjoint() -> object:
-            with torch.no_grad():
-                return op.A_adjoint(y)
-
+        kind = Radon if case == "radon" else lambda size, angles: FanBeam(size, angles=angles, **fan)
+        op, y, build, first, forward, adjoint = _torch_case(lambda: kind(size, angles=n_angles), x,
+                                                            adjoint_grad=False)
         extra = {"detectors": op.n_detectors,
                  "dot_test_float32": op.adjointness_error(dtype=torch.float32, batch=1)}
     else:
@@ -136,22 +149,8 @@ def _worker(case: str, size: int, n_angles: int, repeats: int, threads: int, fan
                 "detector_radius": fan["detector_distance"], "n_detector_pixels": fan["detectors"],
                 "detector_spacing": fan["detector_spacing"]}
         base = _peak_mb()
-        t0 = time.perf_counter()
-        op = Tomography(**kwargs)
-        build = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            y = op.A(x)
-        op.A_adjoint(y)
-        first = time.perf_counter() - t0
-
-        def forward() -> object:
-            with torch.no_grad():
-                return op.A(x)
-
-        def adjoint() -> object:
-            return op.A_adjoint(y)
-
+        op, y, build, first, forward, adjoint = _torch_case(lambda: Tomography(**kwargs), x,
+                                                            adjoint_grad=True)
         import deepinv
 
         extra = {"deepinv": deepinv.__version__, "sinogram": list(y.shape)}
