@@ -26,7 +26,6 @@ import importlib.util
 import math
 from typing import Literal
 
-import numpy as np
 import torch
 
 from ..validation import boolean, choice, positive_float, positive_int
@@ -34,7 +33,7 @@ from .base import LinearOperator
 from .cg import conjugate_gradient
 from .multicoil import check_maps
 from .tensors import as_hw, check_tensor, complex_dtype_of, real_dtype_of, skip_finite_checks
-from .trajectories import check_trajectory
+from .trajectories import check_trajectory, real_float_tensor
 
 __all__ = ["NonCartesianFourier", "density_compensation", "nudft_matrix", "check_dcf", "BACKENDS"]
 
@@ -80,13 +79,7 @@ def check_dcf(dcf: object, samples: int, name: str = "dcf") -> torch.Tensor:
     NumPy arrays are converted; returns a detached float64 tensor. Raises ``TypeError`` /
     ``ValueError`` naming ``name``.
     """
-    if isinstance(dcf, np.ndarray):
-        dcf = torch.from_numpy(dcf)
-    if not isinstance(dcf, torch.Tensor):
-        raise TypeError(f"argument '{name}' must be a torch.Tensor of shape ({samples},), "
-                        f"got {type(dcf).__name__}")
-    if dcf.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"argument '{name}' must be real (float32/float64), got {dcf.dtype}")
+    dcf = real_float_tensor(dcf, name, f"({samples},)")
     if tuple(dcf.shape) != (samples,):
         raise ValueError(f"argument '{name}' must have shape ({samples},), one weight per trajectory sample, "
                          f"got {tuple(dcf.shape)}")

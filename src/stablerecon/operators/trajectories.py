@@ -291,6 +291,19 @@ def spiral(size: int, interleaves: int, samples: int | None = None, turns: int |
     return torch.stack((ky.reshape(-1), kx.reshape(-1)))
 
 
+def real_float_tensor(value: object, name: str, shape: str, unit: str = "") -> torch.Tensor:
+    """``value`` as a real floating-point tensor (NumPy arrays converted), else a ``TypeError``
+    naming argument ``name`` with its expected ``shape`` (text, e.g. ``"(2, K)"``) and ``unit``."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"argument '{name}' must be a torch.Tensor of shape {shape}, "
+                        f"got {type(value).__name__}")
+    if value.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"argument '{name}' must be real (float32/float64{unit}), got {value.dtype}")
+    return value
+
+
 def check_trajectory(traj: object, name: str = "traj") -> torch.Tensor:
     """Validate a k-space trajectory: a finite real tensor of shape ``(2, K)``, ``K >= 1``, in ``[-pi, pi)``.
 
@@ -306,14 +319,7 @@ def check_trajectory(traj: object, name: str = "traj") -> torch.Tensor:
         If the shape is wrong, an entry is NaN/Inf, or an entry lies outside ``[-pi, pi)``;
         the message names ``name``.
     """
-    if isinstance(traj, np.ndarray):
-        traj = torch.from_numpy(traj)
-    if not isinstance(traj, torch.Tensor):
-        raise TypeError(f"argument '{name}' must be a torch.Tensor of shape (2, K), "
-                        f"got {type(traj).__name__}")
-    if traj.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"argument '{name}' must be real (float32/float64, radians per pixel), "
-                        f"got {traj.dtype}")
+    traj = real_float_tensor(traj, name, "(2, K)", ", radians per pixel")
     if traj.ndim != 2 or traj.shape[0] != 2 or traj.shape[1] == 0:
         raise ValueError(f"argument '{name}' must have shape (2, K) with K >= 1 (row 0: k_y, row 1: k_x), "
                          f"got {tuple(traj.shape)}")
