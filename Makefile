@@ -72,7 +72,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/operators.py
 	$(PY) benchmarks/firenet.py
 	$(PY) benchmarks/training.py
-	$(PY) benchmarks/trained_accuracy.py
+	$(PY) benchmarks/trained_accuracy.py --methods unet_fourier128 itnet_fourier128
 	$(PY) benchmarks/audit.py
 	$(PY) benchmarks/kernel_experiment.py
 	$(PY) benchmarks/firenet_natural.py
