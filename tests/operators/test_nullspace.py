@@ -263,6 +263,19 @@ def test_non_convergence_names_the_operator() -> None:
         kernel_split(detail(), DenseGaussian(100), max_iter=1, dense_limit=0, target=1e-14)
 
 
+def test_non_convergence_on_an_operator_with_more_measurements_says_it_may_be_injective() -> None:
+    """Radon 16 x 16 with 8 angles (fewer measurements than pixels): no note; with 64 angles
+    (64 x 16 measurements for 256 pixels) the error says the kernel may be {0}."""
+    with pytest.raises(RuntimeError) as few:
+        kernel_projection(detail(), Radon(N, angles=8), max_iter=1, dense_limit=0)
+    assert "may be injective" not in str(few.value)
+    many = Radon(N, angles=64)
+    assert many.n_angles * many.n_detectors >= N * N
+    with pytest.raises(RuntimeError, match=r"real measurements per item for 256 real unknowns, so it may be "
+                                           r"injective \(kernel \{0\}"):
+        kernel_projection(detail(), many, max_iter=1, dense_limit=0, target=1e-14)
+
+
 @pytest.mark.parametrize("single", [lambda: DenseGaussian(100, cast=False), lambda: ValidBlur(single=True)])
 def test_single_precision_operator_is_solved_in_its_precision_and_says_so(single) -> None:  # type: ignore[no-untyped-def]
     """An operator that refuses float64 is solved in float32 with a warning stating the ratio;

@@ -315,6 +315,11 @@ def _project(d: Tensor, op: object, max_iter: int, tol: float, target: float,
             item = int(torch.where(done, torch.zeros_like(ratio), torch.nan_to_num(ratio, nan=math.inf))
                        .argmax())
             low = f", computed in {work.dtype} ({reason})" if reason else ""
+            m = math.prod(b.shape[1:]) * (2 if b.is_complex() and not work.is_complex() else 1)
+            if m >= (n * 2 if work.is_complex() else n):
+                dense += (f"; note: A has {m} real measurements per item for {n} "
+                          f"{'complex' if work.is_complex() else 'real'} unknowns, so it may be injective "
+                          f"(kernel {{0}}, nothing to project onto): leave out the kernel test for it")
             raise RuntimeError(
                 f"kernel projection for {name} did not converge{low}: ||A z0|| / ||z0|| = "
                 f"{float(ratio[item]):.3g} for batch item {item}, above the target {goal:.3g}, after "
