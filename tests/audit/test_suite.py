@@ -410,3 +410,29 @@ def test_kernel_test_on_an_operator_without_kernel_fails_before_any_work(tmp_pat
     result = run({"zf": method}, sr.operators.SubsampledFourier(mask), x, tests=["kernel"],
                  out=tmp_path / "out", progress=False, report=False)
     assert max(result.get("zf", "kernel")["kernel_ratio"]) <= 1e-6
+
+
+def test_kernel_target_loosens_the_kernel_split_for_badly_conditioned_operators(one_thread) -> None:  # type: ignore[no-untyped-def]
+    """Radon 72 x 72 with 12 angles (nonzero singular values down to about 1e-4 ||A||, too many
+    unknowns for the dense solve): the kernel split stalls above the default target 1e-6 and
+    the audit refuses, naming the operator; with ``kernel.target`` 1e-3 it runs and reports
+    the ratio reached (between the two targets), and a target not below
+    ``kernel.ratio`` is refused naming the field."""
+    from pydantic import ValidationError
+
+    from stablerecon.audit.options import AuditOptions
+
+    op = sr.operators.Radon(72, angles=12)
+    x = {"p": sr.data.shepp_logan(72)}
+
+    def fbp(y: torch.Tensor, op: object) -> torch.Tensor:
+        return op.A_dagger(y)
+
+    with pytest.raises(RuntimeError, match="Radon did not converge"):
+        run({"fbp": fbp}, op, x, tests=["kernel"], options=FAST, progress=False)
+    loose = {**FAST, "kernel": {"diameter": 3, "target": 1e-3}}
+    result = run({"fbp": fbp}, op, x, tests=["kernel"], options=loose, progress=False)
+    ratio = result.get("fbp", "kernel")["kernel_ratio"][0]
+    assert 1e-6 < ratio <= 1e-3
+    with pytest.raises(ValidationError, match=r"kernel.target \(0.2\) must be below kernel.ratio"):
+        AuditOptions.model_validate({"kernel": {"target": 0.2}})

@@ -174,14 +174,14 @@ def _kernel_prepare(ctx: UnitContext) -> None:
     """The kernel split of the inserted detail, once per audit (it depends on the images, the
     operator and the options only): ``z0`` in the kernel of A and ``z`` with ``||A z|| / ||z||``
     the configured ratio (:func:`~stablerecon.operators.nullspace.kernel_split`, which raises,
-    naming the operator, when the kernel part cannot be computed to ``1e-6``)."""
+    naming the operator, when the kernel part cannot be computed to ``options.kernel.target``)."""
     if "kernel" in ctx.cache:
         return
     x, spec = ctx.x, ctx.options.kernel
     x64 = x.double()
     x_d, _ = insert_detail(x64, kind="blob", contrast=spec.contrast, position=_centre(x, spec.position),
                            size=spec.diameter, soft=False)
-    ctx.cache["kernel"] = kernel_split(x_d - x64, ctx.op, ratio=spec.ratio)
+    ctx.cache["kernel"] = kernel_split(x_d - x64, ctx.op, ratio=spec.ratio, target=spec.target)
 
 
 @TESTS.register("kernel", summary="hallucination of a detail in the kernel of A, and the "
