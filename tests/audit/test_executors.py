@@ -119,8 +119,8 @@ def blocks_until_cancelled(folder: str, key: str) -> str:
         if not _wait_for(root / "started-slow"):
             raise TimeoutError("slow never started")
         return key
-    (root / "started-slow").touch()
-    try:
+    try:  # a cancellation right after the start is noted too
+        (root / "started-slow").touch()
         if not _wait_for(root / "release", 900.0):
             raise TimeoutError("never cancelled nor released")
     except KeyboardInterrupt:  # how Ray cancels a running task

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -128,6 +129,10 @@ class RayExecutor:
     """
 
     name = "ray"
+    cancel_grace: float = 20.0
+    """Seconds for which an interrupted :meth:`map` keeps cancelling the tasks that still run
+    (see :meth:`_cancel`); set it on an instance to wait less for tasks that ignore
+    cancellation."""
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, max_retries: int = 3,
                  runtime_env: dict | None = None, init: bool = True, max_in_flight: int | None = None,
@@ -282,11 +287,28 @@ class RayExecutor:
                     bar.update(1)
                     yield key, outcome
         finally:
-            for ref in pending:  # interrupted, closed early or failed: nothing left running
+            if pending:  # interrupted, closed early or failed: nothing left running
+                self._cancel(list(pending))
+
+    def _cancel(self, refs: list[Any]) -> None:
+        """Cancel ``refs``, again every half second while any is unfinished, for at most
+        ``cancel_grace`` seconds: a task that its owner still saw as queued when the first
+        cancellation was sent (its start not yet reported, as on a loaded machine) is only
+        dequeued by it and goes on running; the next cancellation interrupts it."""
+        ray = self._ray
+        deadline = time.monotonic() + self.cancel_grace
+        while refs:
+            for ref in refs:
                 try:
                     ray.cancel(ref)
                 except Exception:  # finished meanwhile, or the cluster is gone
                     pass
+            if time.monotonic() >= deadline:
+                return
+            try:
+                _, refs = ray.wait(refs, num_returns=len(refs), timeout=0.5, fetch_local=False)
+            except Exception:  # the cluster is gone: nothing left to cancel
+                return
 
 
 _DONE: Any = object()
