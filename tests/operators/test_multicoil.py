@@ -16,6 +16,7 @@ from stablerecon.operators import (
     masks,
     rss,
 )
+from stablerecon.operators import multicoil as multicoil_module
 
 
 def centered_dft_matrix(n: int) -> np.ndarray:
@@ -53,9 +54,13 @@ def test_dense_reference_is_the_numpy_centred_fft() -> None:
 @pytest.mark.parametrize("shape", [(8, 8), (12, 10), (9, 7)])
 @pytest.mark.parametrize("complex_input", [False, True])
 @pytest.mark.parametrize("complex_maps", [True, False])
+@pytest.mark.parametrize("sampling", ["random", "rows", "columns"])
 def test_forward_and_adjoint_match_dense_matrix(shape: tuple[int, int], complex_input: bool,
-                                                complex_maps: bool) -> None:
-    mask = masks.uniform_random(shape, 0.4, seed=1)
+                                                complex_maps: bool, sampling: str) -> None:
+    if sampling == "random":
+        mask = masks.uniform_random(shape, 0.4, seed=1)
+    else:
+        mask = masks.cartesian_lines(shape, 0.4, acs=2, seed=1, axis=0 if sampling == "rows" else 1)
     maps = random_maps(3, shape, seed=2, complex_=complex_maps)
     op = SubsampledMultiCoilFourier(mask, torch.from_numpy(maps))
     mat = dense_sense(mask.numpy(), maps)
@@ -219,6 +224,24 @@ def test_batch_items_are_independent_and_module_to_keeps_precision() -> None:
     for b in range(3):
         torch.testing.assert_close(op.A(torch.from_numpy(x[b : b + 1]))[0], y[b])
     assert "coils=3" in repr(op) and op.coils == 3 and op.rate == pytest.approx(float(mask.float().mean()))
+
+
+@pytest.mark.parametrize("complex_maps", [True, False])
+@pytest.mark.parametrize("budget", [1, 2 * 3 * 64])
+def test_batches_run_in_groups_of_items_match_dense(monkeypatch: pytest.MonkeyPatch, complex_maps: bool,
+                                                   budget: int) -> None:
+    # budget 1: one item per pass; 2 * 3 * 64: two items (3 coils of 8 x 8) per pass, 5 = 2 + 2 + 1
+    monkeypatch.setattr(multicoil_module, "COIL_CHUNK_ELEMENTS", budget)
+    mask = masks.cartesian_lines((8, 8), 0.5, acs=2, seed=1)
+    maps = random_maps(3, (8, 8), seed=2, complex_=complex_maps)
+    op = SubsampledMultiCoilFourier(mask, torch.from_numpy(maps))
+    mat = dense_sense(mask.numpy(), maps)
+    x = random_image(5, (8, 8), 3, True)
+    y = op.A(torch.from_numpy(x))
+    np.testing.assert_allclose(y.numpy(), (x.reshape(5, -1) @ mat.T).reshape(y.shape), atol=1e-12)
+    w = np.random.default_rng(4).standard_normal(y.shape) + 0j
+    adj = op.A_adjoint(torch.from_numpy(w))
+    np.testing.assert_allclose(adj.numpy(), (w.reshape(5, -1) @ mat.conj()).reshape(adj.shape), atol=1e-12)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -11,6 +11,8 @@ with a calibration region from :func:`stablerecon.operators.masks.cartesian_line
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -29,7 +31,13 @@ from .tensors import (
     skip_finite_checks,
 )
 
-__all__ = ["SubsampledMultiCoilFourier", "rss", "check_maps"]
+__all__ = ["SubsampledMultiCoilFourier", "rss", "check_maps", "COIL_CHUNK_ELEMENTS"]
+
+COIL_CHUNK_ELEMENTS = 1 << 21
+"""Largest number of coil-image values ``B' x Ncoils x H x W`` one pass of ``A`` or ``A^*``
+works on (16 MiB in complex64); larger batches run in groups of items. Measured with
+``benchmarks/operators.py`` (12 coils, 320 x 320, batch 8): whole-batch temporaries of 78 MB
+are fresh ``mmap`` allocations whose page faults cost as much as the FFTs."""
 
 
 def check_maps(maps: object, name: str = "maps") -> torch.Tensor:
@@ -210,19 +218,30 @@ class SubsampledMultiCoilFourier(LinearOperator):
 
     # ------------------------------------------------------------------ operator
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._in_chunks(self._forward_items, x)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._in_chunks(self._adjoint_items, y)
+
+    def _in_chunks(self, fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+        # Batch items in groups whose coil images hold at most COIL_CHUNK_ELEMENTS values: the
+        # temporaries stay small enough to be reused from the heap (large ones are fresh mmaps,
+        # faulted in page by page) and in cache.
+        items = max(1, COIL_CHUNK_ELEMENTS // (self.coils * self.in_shape[-2] * self.in_shape[-1]))
+        if t.shape[0] <= items:
+            return fn(t)
+        return torch.cat([fn(part) for part in t.split(items)])
+
+    def _forward_items(self, x: torch.Tensor) -> torch.Tensor:
         if self._real_maps:
             return self.fourier._forward(self._expand(x))
         cdt = complex_dtype_of(x.dtype)
         maps = self._buffer_as("maps_shifted", cdt, x.device)                    # (Nc, H, W)
-        xs = torch.fft.ifftshift(x, dim=(-2, -1))
-        if x.is_complex():
-            z = xs * maps
-        else:  # real x times complex maps: one real pass over (B, Nc, H, W, 2)
-            z = torch.view_as_complex(xs.unsqueeze(-1) * torch.view_as_real(maps))
+        z = torch.fft.ifftshift(x, dim=(-2, -1)) * maps                          # (B, Nc, H, W)
         k = torch.fft.fft2(z, norm="ortho").flatten(-2)
         return gather_last(k, self.fourier._buffer_as("indices", torch.long, k.device))
 
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+    def _adjoint_items(self, y: torch.Tensor) -> torch.Tensor:
         if self._real_maps:
             return self._combine(self.fourier._adjoint(y))
         cdt = complex_dtype_of(y.dtype)
@@ -230,8 +249,7 @@ class SubsampledMultiCoilFourier(LinearOperator):
         idx = self.fourier._buffer_as("indices", torch.long, y.device)
         u = torch.fft.ifft2(scatter_last(y.to(cdt), idx, h * w).unflatten(-1, (h, w)), norm="ortho")
         conj_maps = self._buffer_as("maps_shifted_conj", cdt, y.device)
-        combined = torch.einsum("bchw,chw->bhw", u, conj_maps).unsqueeze(1)
-        return torch.fft.fftshift(combined, dim=(-2, -1))
+        return torch.fft.fftshift((u * conj_maps).sum(dim=1, keepdim=True), dim=(-2, -1))
 
     def _dagger(self, y: torch.Tensor) -> torch.Tensor:
         return self._cg(y, self.cg_iter, self.cg_tol, self.eps)
