@@ -32,8 +32,15 @@ from ..validation import boolean, choice, positive_float, positive_int
 from .base import LinearOperator
 from .cg import conjugate_gradient
 from .multicoil import check_maps
-from .tensors import as_hw, check_tensor, complex_dtype_of, real_dtype_of, skip_finite_checks
-from .trajectories import check_trajectory, real_float_tensor
+from .tensors import (
+    as_hw,
+    check_tensor,
+    complex_dtype_of,
+    real_dtype_of,
+    real_float_tensor,
+    skip_finite_checks,
+)
+from .trajectories import check_trajectory
 
 __all__ = ["NonCartesianFourier", "density_compensation", "nudft_matrix", "check_dcf", "BACKENDS"]
 

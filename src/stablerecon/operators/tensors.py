@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 
 Shape = tuple[int | None, ...]
@@ -42,6 +43,7 @@ __all__ = [
     "COMPLEX_DTYPES",
     "SUPPORTED_DTYPES",
     "complex_dtype_of",
+    "real_float_tensor",
     "real_dtype_of",
     "check_tensor",
     "all_finite",
@@ -180,6 +182,19 @@ def all_finite(value: torch.Tensor) -> bool:
     if bool(torch.isfinite(flat.sum())):
         return True
     return bool(torch.isfinite(flat).all())
+
+
+def real_float_tensor(value: object, name: str, shape: str, unit: str = "") -> torch.Tensor:
+    """``value`` as a real floating-point tensor (NumPy arrays converted), else a ``TypeError``
+    naming argument ``name`` with its expected ``shape`` (text, e.g. ``"(2, K)"``) and ``unit``."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"argument '{name}' must be a torch.Tensor of shape {shape}, "
+                        f"got {type(value).__name__}")
+    if value.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"argument '{name}' must be real (float32/float64{unit}), got {value.dtype}")
+    return value
 
 
 def gather_last(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

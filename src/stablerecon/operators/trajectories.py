@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..validation import boolean, positive_int
+from .tensors import real_float_tensor
 
 __all__ = ["radial", "radial_dcf", "spiral", "check_trajectory", "nyquist_spokes", "GOLDEN_ANGLE_RADIAL",
            "GOLDEN_ANGLE_SPIRAL"]
@@ -289,19 +290,6 @@ def spiral(size: int, interleaves: int, samples: int | None = None, turns: int |
     ky = r[None, :] * torch.sin(angle)
     kx = r[None, :] * torch.cos(angle)
     return torch.stack((ky.reshape(-1), kx.reshape(-1)))
-
-
-def real_float_tensor(value: object, name: str, shape: str, unit: str = "") -> torch.Tensor:
-    """``value`` as a real floating-point tensor (NumPy arrays converted), else a ``TypeError``
-    naming argument ``name`` with its expected ``shape`` (text, e.g. ``"(2, K)"``) and ``unit``."""
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"argument '{name}' must be a torch.Tensor of shape {shape}, "
-                        f"got {type(value).__name__}")
-    if value.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"argument '{name}' must be real (float32/float64{unit}), got {value.dtype}")
-    return value
 
 
 def check_trajectory(traj: object, name: str = "traj") -> torch.Tensor:
