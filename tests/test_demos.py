@@ -8,6 +8,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
+from stablerecon.audit.registry import default_tests
 from stablerecon.recipes import build_images, build_method
 from stablerecon.runner import available_demos, demo_config
 from stablerecon.training import pretrained_path, read_checkpoint
@@ -27,6 +28,7 @@ def test_demo_builds_and_its_network_beats_the_adjoint_reconstruction(modality: 
     config = demo_config(modality)
     kinds = {m.kind for m in config.methods}
     assert {"pretrained", "firenet", "tv"} <= kinds, "a demo runs FIRENET, TV and a shipped network"
+    assert set(default_tests()) <= set(config.tests), "a demo runs every default test"
     spec = config.operators[0]
     op = spec.build()
     methods = {m.name: build_method(m, op) for m in config.methods}

@@ -1,6 +1,6 @@
 """Every method kind and every audit test on each imaging modality's operator kind, through the
-config path (``stablerecon audit``), at a small size (the sampling sweep where the kind has a
-sampling rate: not for CT, whose kinds are set by their angles).
+config path (``stablerecon audit``), at a small size (the sampling sweep over the kind's mask
+rate, or over the views for CT).
 
 Independent checks: the clean-data PSNR of the operator's ``A_dagger`` (the ``zero_filled``
 method) equals scikit-image's PSNR of ``A_dagger(A x)`` computed here, and every

@@ -114,7 +114,8 @@ class AuditConfig(StrictModel):
     another size is an error; ``true``: resized). Every file is read when the config is
     validated, so a missing or bad file stops the audit before any work.
     ``tests``: names from :data:`stablerecon.audit.TESTS` (default: all;
-    ``sampling`` sweeps ``options.rates`` of the operator's mask, so not for ``radon``). Example::
+    ``sampling`` sweeps ``options.rates`` of the operator's sampling: its mask's rate, or for
+    ``radon`` and ``fanbeam`` the views, ``rate`` times those of a fully sampled scan). Example::
 
         name: my-audit
         operators: [{kind: fourier, size: 64, rate: 0.25}]

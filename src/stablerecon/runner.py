@@ -84,7 +84,7 @@ def _build(config: AuditConfig, index: int) -> tuple[dict[str, Reconstructor], O
     make_operator = None
     if spec.sweepable:
         def make_operator(rate: float, spec: OperatorSpec = spec) -> Operator:
-            return build_operator(spec.model_copy(update={"rate": rate}))
+            return build_operator(spec.at_rate(rate))
     return methods, op, make_operator, config.image_set(spec.size)
 
 

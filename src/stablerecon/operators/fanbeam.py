@@ -138,6 +138,7 @@ class FanBeam(RayDrivenProjector):
     # A mirror image of the fan swaps its sides: (u, v) -> (-u, v), detector order reversed.
     _mirror = _FLIP_U
     _mirror_reverses = True
+    scan_degrees = 360.0
 
     def __init__(
         self,

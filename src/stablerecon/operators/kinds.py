@@ -8,8 +8,10 @@ declare fields of its own (``params``) and is then one :meth:`~stablerecon.regis
 call away from configs and ``stablerecon list``.
 
 Entry metadata: ``complex`` (measurements are complex: networks may take complex input),
-``sweep`` (the kind has a sampling ``rate`` the audit's sampling sweep may vary), ``uses`` (the
-common fields that matter to the kind, for listings and folder names).
+``sweep`` (the audit's sampling sweep may vary the kind's sampling: ``True`` sets the spec's
+``rate``; a function ``(spec, rate) -> spec`` for kinds sampled otherwise, e.g. the CT kinds,
+whose ``angles`` become ``rate`` times :func:`~stablerecon.operators.projector.nyquist_views`),
+``uses`` (the common fields that matter to the kind, for listings and folder names).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .inpainting import Inpainting
 from .masks import MASKS
 from .multicoil import SubsampledMultiCoilFourier
 from .nufft import NonCartesianFourier
+from .projector import nyquist_views
 from .radon import Radon
 from .trajectories import nyquist_spokes, radial, radial_dcf, spiral
 
@@ -80,8 +83,20 @@ class OperatorSpec(KindSpec):
 
     @property
     def sweepable(self) -> bool:
-        """Whether the sampling ``rate`` of this kind can be swept."""
+        """Whether the sampling of this kind can be swept (:meth:`at_rate`)."""
         return bool(OPERATOR_KINDS.entry(self.kind).meta.get("sweep", False))
+
+    def at_rate(self, rate: float) -> OperatorSpec:
+        """This spec sampled at ``rate`` (the audit's sampling sweep): the ``rate`` field, or
+        what the kind's ``sweep`` function sets (CT: ``angles``)."""
+        sweep = OPERATOR_KINDS.entry(self.kind).meta.get("sweep", False)
+        if not sweep:
+            raise ValueError(f"operator kind {self.kind!r} has no sampling rate to sweep")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+            raise ValueError(f"argument 'rate' must be in (0, 1], got {rate!r}")
+        if callable(sweep):
+            return sweep(self, float(rate))
+        return self.model_copy(update={"rate": float(rate)})
 
     def label(self) -> str:
         """Short file-name-safe description, e.g. ``fourier-128-variable_density-0.25``."""
@@ -137,8 +152,17 @@ def _hadamard(spec: OperatorSpec) -> LinearOperator:
     return SubsampledWalshHadamard(_mask(spec, origin="corner"))  # low sequencies at the corner
 
 
+def _views(scan_degrees: float) -> Callable[[OperatorSpec, float], OperatorSpec]:
+    """The CT sweep: ``angles = max(1, round(rate * nyquist_views(size, scan_degrees)))``."""
+    def at_rate(spec: OperatorSpec, rate: float) -> OperatorSpec:
+        views = max(1, round(rate * nyquist_views(spec.size, scan_degrees)))
+        return spec.model_copy(update={"angles": views})
+    return at_rate
+
+
 @OPERATOR_KINDS.register("radon", summary="parallel-beam Radon transform (CT) at `angles` angles, "
-                         "filtered back-projection as A_dagger", uses=("size", "angles"))
+                         "filtered back-projection as A_dagger; swept over views (rate x pi size / 2)",
+                         sweep=_views(Radon.scan_degrees), uses=("size", "angles"))
 def _radon(spec: OperatorSpec) -> LinearOperator:
     return Radon(spec.size, angles=spec.angles)
 
@@ -168,7 +192,8 @@ class FanBeamParams(StrictModel):
 
 
 @OPERATOR_KINDS.register("fanbeam", summary="fan-beam CT (flat detector, full 360-degree scan) at `angles` "
-                         "angles, fan-beam FBP as A_dagger; distances in image sizes",
+                         "angles, fan-beam FBP as A_dagger; distances in image sizes; swept over views "
+                         "(rate x pi size)", sweep=_views(FanBeam.scan_degrees),
                          params=FanBeamParams, uses=("size", "angles"))
 def _fanbeam(spec: OperatorSpec) -> LinearOperator:
     p = spec.params

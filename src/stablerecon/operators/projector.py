@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .base import LinearOperator, _AdjointPair
 
-__all__ = ["RayDrivenProjector", "FBP_FILTERS", "CHUNK_ELEMENTS"]
+__all__ = ["RayDrivenProjector", "FBP_FILTERS", "CHUNK_ELEMENTS", "nyquist_views"]
 
 FBP_FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 """Names of the filters accepted by :class:`Radon` for filtered back-projection."""
@@ -31,6 +31,22 @@ angles (8 images), 27% at 512 x 512 with 720 angles and 10% at 128 x 128 with 60
 temporaries exceed glibc's 32 MiB ``mmap`` threshold and are faulted in afresh on every call,
 smaller ones (``2**22``) make more, slower calls. Larger chunks make fewer calls, which can pay
 when the cores are shared with other work (each parallel call waits for its slowest thread)."""
+
+def nyquist_views(size: int, scan_degrees: float = 180.0) -> int:
+    """Views of a fully sampled scan of a ``size``-pixel field of view over ``scan_degrees``.
+
+    Parallel-beam CT over 180 degrees needs about ``pi size / 2`` views for the angular
+    sampling of the sinogram to match its radial sampling (Kak & Slaney, ch. 5; the same
+    count as radial MRI spokes); a scan over ``scan_degrees`` at the same angular step needs
+    ``scan_degrees / 180`` times as many (a full 360-degree fan-beam scan: ``pi size``). The
+    sampling ``rate`` of a CT operator is its number of views over this count.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"argument 'size' must be a positive integer, got {size!r}")
+    if not (isinstance(scan_degrees, (int, float)) and math.isfinite(scan_degrees) and scan_degrees > 0):
+        raise ValueError(f"argument 'scan_degrees' must be a positive number, got {scan_degrees!r}")
+    return math.ceil(math.pi * size / 2.0 * scan_degrees / 180.0)
+
 
 # torch.nn.functional.grid_sample's codes for its (bilinear, zeros) modes.
 _BILINEAR, _ZEROS = 0, 0
@@ -183,6 +199,8 @@ class RayDrivenProjector(LinearOperator):
     :data:`CHUNK_ELEMENTS`; set it on an instance to trade memory for speed."""
     _mirror_reverses = False
     _mirror = _FLIP_V
+    scan_degrees: float = 180.0
+    """The angular range of a full scan (180 for parallel beam, 360 for a full fan-beam scan)."""
 
     size: int
     n_angles: int
@@ -202,6 +220,11 @@ class RayDrivenProjector(LinearOperator):
         self.circle = circle
         self.filter = filter
         """The FBP filter (a name of ``FBP_FILTERS``)."""
+
+    @property
+    def rate(self) -> float:
+        """Sampling rate: the number of views over :func:`nyquist_views` of a full scan."""
+        return self.n_angles / nyquist_views(self.size, self.scan_degrees)
 
     # ------------------------------------------------------------------ geometry (subclass)
     def _canonical_rays(self, phis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
