@@ -49,15 +49,18 @@ from stablerecon.operators import (
 
 
 def paired_times(fn: Callable[[], object], baseline: Callable[[], object],
-                 repeats: int) -> tuple[float, float]:
+                 repeats: int, min_seconds: float = 2.0) -> tuple[float, float]:
     """Minimum wall times (seconds) of ``fn`` and ``baseline``, run alternately.
 
     Alternating the two cancels slow drifts of the machine's speed out of their ratio; the
-    minimum is the least noisy estimate of the cost itself (as in ``timeit``).
+    minimum is the least noisy estimate of the cost itself (as in ``timeit``). At least
+    ``repeats`` pairs, and more until the pairs took ``min_seconds`` in all (at most 2000 pairs):
+    the millisecond operators' minima need hundreds of runs to settle.
     """
     fn(), baseline()
     t_fn, t_base = [], []
-    for _ in range(repeats):
+    spent = 0.0
+    while len(t_fn) < repeats or (spent < min_seconds and len(t_fn) < 2000):
         t0 = time.perf_counter()
         fn()
         t1 = time.perf_counter()
@@ -65,6 +68,7 @@ def paired_times(fn: Callable[[], object], baseline: Callable[[], object],
         t2 = time.perf_counter()
         t_fn.append(t1 - t0)
         t_base.append(t2 - t1)
+        spent += t2 - t0
     return min(t_fn), min(t_base)
 
 
