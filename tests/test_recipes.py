@@ -43,7 +43,7 @@ def test_images_by_name() -> None:
     ({"methods": [{"name": "a", "kind": "zero_filled", "lam": 0.1}]}, "methods.0"),
     ({"methods": [{"name": "a", "kind": "tv"}], "images": ["ellipses:x"]}, "images"),
     ({"methods": [{"name": "a", "kind": "tv"}], "images": ["camera", "camera"]}, "images"),
-    ({"methods": [{"name": "a", "kind": "tv"}], "operators": [{"kind": "radon", "size": 32}]}, "sampling"),
+    ({"methods": [{"name": "a", "kind": "tv"}], "operators": [{"kind": "blur", "size": 32}]}, "sampling"),
     ({"methods": [{"name": "a", "kind": "tv"}], "tests": ["speed"]}, "tests.0"),
     ({"methods": [{"name": "a", "kind": "tv"}], "options": {"budgets": [-0.1]}}, "options.budgets"),
     ({"methods": [{"name": "a", "kind": "tv"}], "options": {"detail": {"contrast": 0}}}, "options.detail"),
