@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..validation import positive_float, positive_int
 from .base import LinearOperator, _AdjointPair
 
 __all__ = ["RayDrivenProjector", "FBP_FILTERS", "CHUNK_ELEMENTS", "nyquist_views"]
@@ -32,6 +33,7 @@ temporaries exceed glibc's 32 MiB ``mmap`` threshold and are faulted in afresh o
 smaller ones (``2**22``) make more, slower calls. Larger chunks make fewer calls, which can pay
 when the cores are shared with other work (each parallel call waits for its slowest thread)."""
 
+
 def nyquist_views(size: int, scan_degrees: float = 180.0) -> int:
     """Views of a fully sampled scan of a ``size``-pixel field of view over ``scan_degrees``.
 
@@ -41,10 +43,8 @@ def nyquist_views(size: int, scan_degrees: float = 180.0) -> int:
     ``scan_degrees / 180`` times as many (a full 360-degree fan-beam scan: ``pi size``). The
     sampling ``rate`` of a CT operator is its number of views over this count.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"argument 'size' must be a positive integer, got {size!r}")
-    if not (isinstance(scan_degrees, (int, float)) and math.isfinite(scan_degrees) and scan_degrees > 0):
-        raise ValueError(f"argument 'scan_degrees' must be a positive number, got {scan_degrees!r}")
+    size = positive_int(size, "size", where="nyquist_views")
+    scan_degrees = positive_float(scan_degrees, "scan_degrees", where="nyquist_views")
     return math.ceil(math.pi * size / 2.0 * scan_degrees / 180.0)
 
 
