@@ -17,6 +17,16 @@ from skimage.transform import iradon, radon, resize
 
 from stablerecon.operators.radon import FBP_FILTERS, Radon, clear_radon_cache
 
+ENGINES = ["matrix", "matrix-free"]
+
+
+def _engine(op: Radon, engine: str) -> Radon:
+    """``op`` on the cached sparse matrix (``"matrix"``) or recomputing the weights per call."""
+    if engine == "matrix-free":
+        op.matrix_bytes = 0
+    assert (op._matrices(torch.float64, torch.device("cpu")) is not None) == (engine == "matrix")
+    return op
+
 
 @pytest.fixture(scope="module")
 def phantom128() -> np.ndarray:
@@ -90,9 +100,10 @@ def test_matches_skimage_radon_on_shepp_logan(op128: Radon, phantom128: np.ndarr
     assert rel < 0.02  # measured 0.0036
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("size", "angles"), [(64, 180), (33, 50), (16, 12)])
-def test_matches_skimage_radon_on_smooth_random_images(size: int, angles: int) -> None:
-    op = Radon(size, angles=angles)
+def test_matches_skimage_radon_on_smooth_random_images(size: int, angles: int, engine: str) -> None:
+    op = _engine(Radon(size, angles=angles), engine)
     image = _smooth_random(size, seed=size)
     ref = radon(image, theta=np.asarray(op.angles), circle=True)
     corr, rel = _compare(_ours(op, image), ref)
@@ -168,10 +179,11 @@ def test_line_integrals_of_a_tilted_ellipse() -> None:
 
 
 # --------------------------------------------------------------------------- adjoint, norm
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize(("size", "angles", "circle"), [(16, 12, True), (31, 40, False)])
-def test_dot_product_test(size: int, angles: int, circle: bool, seed: int) -> None:
-    op = Radon(size, angles=angles, circle=circle)
+def test_dot_product_test(size: int, angles: int, circle: bool, seed: int, engine: str) -> None:
+    op = _engine(Radon(size, angles=angles, circle=circle), engine)
     assert op.adjointness_error(dtype=torch.float32, seed=seed, batch=3) < 1e-5
     assert op.adjointness_error(dtype=torch.float64, seed=seed, batch=3) < 1e-12
 
@@ -190,10 +202,12 @@ SYMMETRIC_ANGLES = [0.0, 90.0, 180.0, 270.0, -90.0, 20.0, 70.0, 110.0, 160.0, 20
                     290.0, 340.0, -20.0, 45.0, 135.0, 225.0, 315.0, -45.0, 33.3, 33.3, 101.7]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("size", "n_det", "circle"), [(13, 13, True), (12, 19, False), (9, 7, True)])
-def test_matrix_equals_joseph_written_out(size: int, n_det: int, circle: bool) -> None:
-    """The matrix-free projector is Joseph's method exactly (float64), at every symmetry."""
-    op = Radon(size, angles=SYMMETRIC_ANGLES, detectors=n_det, circle=circle)
+def test_matrix_equals_joseph_written_out(size: int, n_det: int, circle: bool, engine: str) -> None:
+    """The projector, matrix-free or on its cached sparse matrix, is Joseph's method exactly
+    (float64), at every symmetry."""
+    op = _engine(Radon(size, angles=SYMMETRIC_ANGLES, detectors=n_det, circle=circle), engine)
     ref = torch.from_numpy(_joseph_dense(size, SYMMETRIC_ANGLES, n_det, circle))
     torch.testing.assert_close(op.to_matrix(), ref, rtol=0, atol=1e-12)
     y = op.random_output(3, dtype=torch.float64, seed=4)
@@ -206,7 +220,7 @@ def test_matrix_equals_joseph_written_out(size: int, n_det: int, circle: bool) -
 
 def test_chunking_and_batching_do_not_change_the_result() -> None:
     """Tiny chunks (one angle at a time, one image per slice) give the same numbers."""
-    op = Radon(20, angles=37, circle=False)
+    op = _engine(Radon(20, angles=37, circle=False), "matrix-free")
     x = op.random_input(3, torch.float64, seed=0).repeat(1, 2, 1, 1)
     y = op.random_output(3, torch.float64, seed=1).repeat(1, 2, 1, 1)
     ax, aty = op.A(x), op.A_adjoint(y)
@@ -217,14 +231,39 @@ def test_chunking_and_batching_do_not_change_the_result() -> None:
         torch.testing.assert_close(op.A(x[b:b + 1, :1]), ax[b:b + 1, :1], rtol=1e-13, atol=1e-12)
 
 
-def test_operator_keeps_no_system_matrix() -> None:
-    """What an operator holds grows like n_angles * n_detectors + size^2, not like their product."""
+def test_operator_keeps_no_system_matrix_above_its_budget() -> None:
+    """What an operator holds grows like n_angles * n_detectors + size^2, not like their product,
+    when its matrix exceeds ``matrix_bytes``."""
     op = Radon(256, angles=360)
+    assert op._matrix_bound(torch.float32) > op.matrix_bytes
+    assert op._matrices(torch.float32, torch.device("cpu")) is None
     held = sum(t.numel() * t.element_size() for t in op.buffers())
     assert held < 25e6  # measured 6 MB; the former sparse matrices took about 0.8 GB here
     assert op.adjointness_error(dtype=torch.float32, seed=0) < 1e-5
     clear_radon_cache()  # kept for compatibility: nothing is cached any more
     assert op.adjointness_error(dtype=torch.float64, seed=1) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_matrix_stays_within_its_budget(dtype: torch.dtype) -> None:
+    """The cached matrix and its transpose take at most the bound checked against
+    ``matrix_bytes``; one byte less of budget and the operator stays matrix-free, with the
+    same results."""
+    op = Radon(48, angles=70)
+    cpu = torch.device("cpu")
+    pair = op._matrices(dtype, cpu)
+    assert pair is not None
+    held = sum(t.numel() * t.element_size() for m in pair
+               for t in (m.crow_indices(), m.col_indices(), m.values()))
+    assert held <= op._matrix_bound(dtype)
+    x, y = op.random_input(2, dtype, seed=0), op.random_output(2, dtype, seed=1)
+    ax, aty = op.A(x), op.A_adjoint(y)
+    free = Radon(48, angles=70)
+    free.matrix_bytes = free._matrix_bound(dtype) - 1
+    assert free._matrices(dtype, cpu) is None
+    tol = 1e-12 if dtype == torch.float64 else 1e-4  # float32: sample positions in float32 vs float64
+    torch.testing.assert_close(free.A(x), ax, rtol=tol, atol=tol * float(ax.abs().max()))
+    torch.testing.assert_close(free.A_adjoint(y), aty, rtol=tol, atol=tol * float(aty.abs().max()))
 
 
 def test_float32_adjoint_at_256_is_exact_too() -> None:

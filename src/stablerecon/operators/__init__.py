@@ -10,7 +10,7 @@ operator                       problem
 :class:`SubsampledMultiCoilFourier` multi-coil Cartesian MRI (SENSE), CG-SENSE as ``A_dagger``
 :class:`NonCartesianFourier`   radial / spiral MRI through a NUFFT, single- or multi-coil
 :class:`SubsampledWalshHadamard` binary-pattern (single-pixel) imaging
-:class:`Radon`                 parallel-beam CT, FBP as ``A_dagger`` (matrix-free)
+:class:`Radon`                 parallel-beam CT, FBP as ``A_dagger`` (sparse matrix when small)
 :class:`FanBeam`               fan-beam CT (flat detector), fan-beam FBP as ``A_dagger``
 :class:`GaussianMatrix`        compressed sensing with a random matrix
 :class:`Blur`                  deblurring (circular convolution)

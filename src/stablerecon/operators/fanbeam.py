@@ -68,7 +68,9 @@ class FanBeam(RayDrivenProjector):
     (column) and weighting by the path length per step ``sqrt(1 + slope^2)``. ``A`` and
     ``A_adjoint`` are matrix-free and exact transposes (the engine is
     :class:`~stablerecon.operators.radon.RayDrivenProjector`): memory is
-    ``O(n_angles n_detectors)`` plus bounded chunks, whatever the number of angles.
+    ``O(n_angles n_detectors)`` plus bounded chunks, whatever the number of angles; at small
+    sizes the same weights are cached as a sparse matrix within ``matrix_bytes`` (see
+    :class:`~stablerecon.operators.projector.RayDrivenProjector`).
 
     With ``circle=True`` (default) the images are restricted to the inscribed disk of
     :class:`Radon`. The **field of view** is the disk outside of which the interpolated image

@@ -3,12 +3,16 @@
 
 The projector is matrix-free: Joseph's ray-driven interpolation weights are recomputed on the
 fly, in chunks of rays bounded in memory (:data:`CHUNK_ELEMENTS`); a subclass describes its rays
-(:meth:`RayDrivenProjector._canonical_rays`).
+(:meth:`RayDrivenProjector._canonical_rays`). Where the system matrix is small (at most
+:data:`MATRIX_BYTES`, e.g. 128 x 128 images with a few hundred views), the same weights are
+also assembled once into a sparse matrix and its transpose, which then serve ``A`` and ``A^*``
+(about 5-15x faster than recomputing them).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,7 +22,7 @@ import torch.nn.functional as F
 from ..validation import positive_float, positive_int
 from .base import LinearOperator, _AdjointPair
 
-__all__ = ["RayDrivenProjector", "FBP_FILTERS", "CHUNK_ELEMENTS", "nyquist_views"]
+__all__ = ["RayDrivenProjector", "FBP_FILTERS", "CHUNK_ELEMENTS", "MATRIX_BYTES", "nyquist_views"]
 
 FBP_FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 """Names of the filters accepted by :class:`Radon` for filtered back-projection."""
@@ -32,6 +36,15 @@ angles (8 images), 27% at 512 x 512 with 720 angles and 10% at 128 x 128 with 60
 temporaries exceed glibc's 32 MiB ``mmap`` threshold and are faulted in afresh on every call,
 smaller ones (``2**22``) make more, slower calls. Larger chunks make fewer calls, which can pay
 when the cores are shared with other work (each parallel call waits for its slowest thread)."""
+
+MATRIX_BYTES = 256 << 20
+"""Default bound on the memory of the cached sparse system matrix of a projector (the matrix
+and its transpose in CSR form, per dtype and device, estimated from above as two entries per
+ray and image row or column). Within it, ``A`` and ``A^*`` are sparse matrix products with the
+weights of the matrix-free engine, assembled once on first use; above it (e.g. 512 x 512 with
+720 views, about 8 GB) the operator stays matrix-free. Measured on 2 cores, 8 images of
+128 x 128 with 60 views in float32: ``A`` 21 -> 3.5 ms, ``A^*`` 41 -> 2.8 ms; the matrix takes
+about 33 MB there and 0.4 s to assemble."""
 
 
 def nyquist_views(size: int, scan_degrees: float = 180.0) -> int:
@@ -78,6 +91,20 @@ def _support_mask(size: int, circle: bool) -> np.ndarray:
     lo, hi = _disk_rows(size, circle)
     cols = np.arange(size)
     return (cols[None, :] >= lo[:, None]) & (cols[None, :] <= hi[:, None])
+
+
+# --------------------------------------------------------------------------- sparse matrices
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """A float64 CSR tensor of the entries ``(rows, cols, values)`` (int32 indices where they fit)."""
+    order = np.lexsort((cols, rows))
+    index = np.int32 if max(len(values), *shape) < 2**31 else np.int64
+    crow = np.zeros(shape[0] + 1, dtype=index)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols[order].astype(index)),
+                                       torch.from_numpy(np.ascontiguousarray(values[order])), shape,
+                                       dtype=torch.float64, check_invariants=False)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -187,6 +214,12 @@ class RayDrivenProjector(LinearOperator):
     smooth images at ``size = 512``, up to ``3e-5`` for white noise, while each precision's
     ``A`` and ``A^*`` are exact transposes).
 
+    Where the sparse matrix of these weights fits in ``matrix_bytes`` (default
+    :data:`MATRIX_BYTES`), it is assembled on the first call, kept per dtype and device (in
+    compressed sparse rows, with its transpose), and ``A`` / ``A^*`` are products with it and its
+    transpose: the same weights, so the same operator to rounding, and still exact transposes of
+    each other. Set ``matrix_bytes = 0`` on an instance to keep it matrix-free.
+
     ``A`` and ``A_adjoint`` are each other's backward pass (``adjoint_backward``), so gradients
     of any order are available, and nothing of the forward pass is kept for the backward.
     """
@@ -197,6 +230,8 @@ class RayDrivenProjector(LinearOperator):
     chunk_elements: int = CHUNK_ELEMENTS
     """Bound on ``Q * rays * (4 + 2 channels)`` per chunk (``Q = 2 (size // 2) + 1``), see
     :data:`CHUNK_ELEMENTS`; set it on an instance to trade memory for speed."""
+    matrix_bytes: int = MATRIX_BYTES
+    """Bound on the cached sparse matrix (see :data:`MATRIX_BYTES`); 0: always matrix-free."""
     _mirror_reverses = False
     _mirror = _FLIP_V
     scan_degrees: float = 180.0
@@ -377,12 +412,74 @@ class RayDrivenProjector(LinearOperator):
         torch.addcmul(alpha[None], steps, beta[None], out=grid)
         return grid.unsqueeze(1)
 
+    # ------------------------------------------------------------------ the sparse matrix
+    def _matrix_bound(self, dtype: torch.dtype) -> int:
+        """Bytes of the matrix and its transpose, from above: at most two entries per ray and step."""
+        q = 2 * (self.size // 2) + 1
+        entries = 2 * q * self.n_angles * self.n_detectors
+        index = 4 if entries < 2**31 else 8
+        value = torch.empty((), dtype=dtype).element_size()
+        return 2 * entries * (value + index) + 4 * index * (self.n_angles * self.n_detectors + self.size**2)
+
+    def _triplets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The system matrix as ``(rows, columns, values)`` in float64: the entries of every ray
+        at every step, from the same positions (``alpha + q beta``), gathers and path lengths
+        that the matrix-free engine uses (zero-padded and out-of-support pixels left out)."""
+        n, q = self.size, 2 * (self.size // 2) + 1
+        target = self._target.numpy()
+        length = self._length.view(torch.float64).numpy()
+        steps = np.arange(q, dtype=np.float64) - (q // 2)
+        rows, cols, values = [], [], []
+        for block in self._blocks:
+            rays = block.rays
+            alpha = getattr(self, f"{block.name}_alpha").view(torch.float64).numpy().reshape(rays, 2)[:, 0]
+            beta = getattr(self, f"{block.name}_beta").view(torch.float64).numpy().reshape(rays, 2)[:, 0]
+            pick = getattr(self, f"{block.name}_pick").numpy().astype(np.int64).reshape(q, block.channels, q)
+            # grid_sample's bilinear weights (align_corners=False): pixel coordinate of each step
+            position = ((alpha[None, :] + steps[:, None] * beta[None, :] + 1.0) * q - 1.0) / 2.0
+            left = np.floor(position)
+            right_weight = position - left
+            left = left.astype(np.int64)
+            for channel in range(block.channels):
+                ray_rows = target[block.offset + channel * rays + np.arange(rays)]
+                for pixel, weight in ((left, 1.0 - right_weight), (left + 1, right_weight)):
+                    step, ray = np.nonzero((pixel >= 0) & (pixel < q))
+                    column = pick[step, channel, pixel[step, ray]]
+                    w = weight[step, ray]
+                    keep = (column < n * n) & (w != 0.0)
+                    rows.append(ray_rows[ray[keep]])
+                    cols.append(column[keep])
+                    values.append(w[keep] * length[ray_rows[ray[keep]]])
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+
+    def _matrices(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The cached CSR matrix and its transpose in ``dtype`` on ``device``, or ``None`` when
+        they would exceed ``matrix_bytes`` (or for dtypes other than float32/float64)."""
+        if dtype not in (torch.float32, torch.float64) or self._matrix_bound(dtype) > int(self.matrix_bytes):
+            return None
+        key = ("_matrix", dtype, device)
+        if key not in self._cast_cache:
+            master = self._cast_cache.get(("_matrix", torch.float64, torch.device("cpu")))
+            master_t = self._cast_cache.get(("_matrix_t", torch.float64, torch.device("cpu")))
+            if master is None or master_t is None:
+                rows, cols, values = self._triplets()
+                shape = (self.n_angles * self.n_detectors, self.size**2)
+                master = _csr(rows, cols, values, shape)
+                master_t = _csr(cols, rows, values, shape[::-1])
+            self._cast_cache[key] = master.to(device=device, dtype=dtype)
+            self._cast_cache[("_matrix_t", dtype, device)] = master_t.to(device=device, dtype=dtype)
+        return self._cast_cache[key], self._cast_cache[("_matrix_t", dtype, device)]
+
     # ------------------------------------------------------------------ projection
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         """``A x`` for ``x`` ``(B, C, size, size)``, no autograd graph."""
         b, c = x.shape[:2]
         n, dtype = self.size, x.dtype
         device = self._home(x, "x")
+        matrices = self._matrices(dtype, device)
+        if matrices is not None:
+            flat = x.reshape(b * c, n * n).T.contiguous()
+            return torch.sparse.mm(matrices[0], flat).T.reshape(b, c, self.n_angles, self.n_detectors)
         q = 2 * (n // 2) + 1
         steps = (torch.arange(q, dtype=dtype, device=device) - (q // 2))[:, None, None]
         flat = x.reshape(b * c, n * n)
@@ -417,6 +514,10 @@ class RayDrivenProjector(LinearOperator):
         b, c = y.shape[:2]
         n, dtype = self.size, y.dtype
         device = self._home(y, "y")
+        matrices = self._matrices(dtype, device)
+        if matrices is not None:
+            flat = y.reshape(b * c, self.n_angles * self.n_detectors).T.contiguous()
+            return torch.sparse.mm(matrices[1], flat).T.reshape(b, c, n, n)
         q = 2 * (n // 2) + 1
         steps = (torch.arange(q, dtype=dtype, device=device) - (q // 2))[:, None, None]
         weighted = y.reshape(b * c, -1) * self._constant("_length", dtype, device)
