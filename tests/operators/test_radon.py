@@ -264,6 +264,9 @@ def test_sparse_matrix_stays_within_its_budget(dtype: torch.dtype) -> None:
     tol = 1e-12 if dtype == torch.float64 else 1e-4  # float32: sample positions in float32 vs float64
     torch.testing.assert_close(free.A(x), ax, rtol=tol, atol=tol * float(ax.abs().max()))
     torch.testing.assert_close(free.A_adjoint(y), aty, rtol=tol, atol=tol * float(aty.abs().max()))
+    op.matrix_bytes = 0  # a lowered budget drops the cached matrices
+    assert op._matrices(dtype, cpu) is None
+    assert not any(key[0].startswith("_matrix") for key in op._cast_cache)
 
 
 def test_float32_adjoint_at_256_is_exact_too() -> None:

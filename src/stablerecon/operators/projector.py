@@ -453,22 +453,20 @@ class RayDrivenProjector(LinearOperator):
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
 
     def _matrices(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The cached CSR matrix and its transpose in ``dtype`` on ``device``, or ``None`` when
-        they would exceed ``matrix_bytes`` (or for dtypes other than float32/float64)."""
+        """The cached CSR matrix and its transpose in ``dtype`` on ``device``, assembled on first
+        use, or ``None`` when they would exceed ``matrix_bytes`` (a matrix cached before the
+        budget was lowered is dropped) or for dtypes other than float32/float64."""
+        key, key_t = ("_matrix", dtype, device), ("_matrix_t", dtype, device)
         if dtype not in (torch.float32, torch.float64) or self._matrix_bound(dtype) > int(self.matrix_bytes):
+            self._cast_cache.pop(key, None)
+            self._cast_cache.pop(key_t, None)
             return None
-        key = ("_matrix", dtype, device)
-        if key not in self._cast_cache:
-            master = self._cast_cache.get(("_matrix", torch.float64, torch.device("cpu")))
-            master_t = self._cast_cache.get(("_matrix_t", torch.float64, torch.device("cpu")))
-            if master is None or master_t is None:
-                rows, cols, values = self._triplets()
-                shape = (self.n_angles * self.n_detectors, self.size**2)
-                master = _csr(rows, cols, values, shape)
-                master_t = _csr(cols, rows, values, shape[::-1])
-            self._cast_cache[key] = master.to(device=device, dtype=dtype)
-            self._cast_cache[("_matrix_t", dtype, device)] = master_t.to(device=device, dtype=dtype)
-        return self._cast_cache[key], self._cast_cache[("_matrix_t", dtype, device)]
+        if key not in self._cast_cache or key_t not in self._cast_cache:
+            rows, cols, values = self._triplets()
+            shape = (self.n_angles * self.n_detectors, self.size**2)
+            self._cast_cache[key] = _csr(rows, cols, values, shape).to(device=device, dtype=dtype)
+            self._cast_cache[key_t] = _csr(cols, rows, values, shape[::-1]).to(device=device, dtype=dtype)
+        return self._cast_cache[key], self._cast_cache[key_t]
 
     # ------------------------------------------------------------------ projection
     def _project(self, x: torch.Tensor) -> torch.Tensor:
