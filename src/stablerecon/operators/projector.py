@@ -429,15 +429,20 @@ class RayDrivenProjector(LinearOperator):
         at every step, from the same positions (``alpha + q beta``), gathers and path lengths
         that the matrix-free engine uses (zero-padded and out-of-support pixels left out)."""
         n, q = self.size, 2 * (self.size // 2) + 1
-        target = self._target.numpy()
-        length = self._length.view(torch.float64).numpy()
+        def table(name: str, bits: bool = False) -> np.ndarray:
+            """A buffer on the CPU (it lives with the operator, maybe on a GPU); ``bits``: float64."""
+            t = getattr(self, name)
+            return (t.view(torch.float64) if bits else t).cpu().numpy()
+
+        target = table("_target")
+        length = table("_length", bits=True)
         steps = np.arange(q, dtype=np.float64) - (q // 2)
         rows, cols, values = [], [], []
         for block in self._blocks:
             rays = block.rays
-            alpha = getattr(self, f"{block.name}_alpha").view(torch.float64).numpy().reshape(rays, 2)[:, 0]
-            beta = getattr(self, f"{block.name}_beta").view(torch.float64).numpy().reshape(rays, 2)[:, 0]
-            pick = getattr(self, f"{block.name}_pick").numpy().astype(np.int64).reshape(q, block.channels, q)
+            alpha = table(f"{block.name}_alpha", bits=True).reshape(rays, 2)[:, 0]
+            beta = table(f"{block.name}_beta", bits=True).reshape(rays, 2)[:, 0]
+            pick = table(f"{block.name}_pick").astype(np.int64).reshape(q, block.channels, q)
             # grid_sample's bilinear weights (align_corners=False): pixel coordinate of each step
             position = ((alpha[None, :] + steps[:, None] * beta[None, :] + 1.0) * q - 1.0) / 2.0
             left = np.floor(position)
