@@ -12,7 +12,6 @@ also assembled once into a sparse matrix and its transpose, which then serve ``A
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 
 from ..validation import positive_float, positive_int
 from .base import LinearOperator, _AdjointPair
+from .projector_matrix import MATRIX_BYTES, cached_matrices, matrix_bound
 
 __all__ = ["RayDrivenProjector", "FBP_FILTERS", "CHUNK_ELEMENTS", "MATRIX_BYTES", "nyquist_views"]
 
@@ -36,19 +36,6 @@ angles (8 images), 27% at 512 x 512 with 720 angles and 10% at 128 x 128 with 60
 temporaries exceed glibc's 32 MiB ``mmap`` threshold and are faulted in afresh on every call,
 smaller ones (``2**22``) make more, slower calls. Larger chunks make fewer calls, which can pay
 when the cores are shared with other work (each parallel call waits for its slowest thread)."""
-
-MATRIX_BYTES = 256 << 20
-"""Default bound on the memory of the cached sparse system matrix of a projector (the matrix
-and its transpose in CSR form, per dtype and device, estimated from above as two entries per
-ray and image row or column). Within it, ``A`` and ``A^*`` are sparse matrix products with the
-weights of the matrix-free engine, assembled once on first use; above it (e.g. 512 x 512 with
-720 views, about 8 GB) the operator stays matrix-free. Measured on 2 cores
-(``python benchmarks/operators.py``), 8 images of 128 x 128 with 60 views in float32: A + A*
-of ``Radon`` 39.7 -> 2.9 ms, of ``FanBeam`` 45.1 -> 2.6 ms; the matrices hold 22 MB there and
-take 0.35 s to assemble, with about 3-4 times their memory in use for that moment. At 256 x 256
-with 180 views (bound 381 MB, so matrix-free by default; ``matrix_bytes = 1 << 29`` admits it):
-266 MB held, 9.6 s and about 1 GB to assemble, A + A* 482 -> 38 ms."""
-
 
 def nyquist_views(size: int, scan_degrees: float = 180.0) -> int:
     """Views of a fully sampled scan of a ``size``-pixel field of view over ``scan_degrees``.
@@ -94,20 +81,6 @@ def _support_mask(size: int, circle: bool) -> np.ndarray:
     lo, hi = _disk_rows(size, circle)
     cols = np.arange(size)
     return (cols[None, :] >= lo[:, None]) & (cols[None, :] <= hi[:, None])
-
-
-# --------------------------------------------------------------------------- sparse matrices
-def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    """A float64 CSR tensor of the entries ``(rows, cols, values)`` (int32 indices where they fit)."""
-    order = np.lexsort((cols, rows))
-    index = np.int32 if max(len(values), *shape) < 2**31 else np.int64
-    crow = np.zeros(shape[0] + 1, dtype=index)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols[order].astype(index)),
-                                       torch.from_numpy(np.ascontiguousarray(values[order])), shape,
-                                       dtype=torch.float64, check_invariants=False)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -417,64 +390,12 @@ class RayDrivenProjector(LinearOperator):
 
     # ------------------------------------------------------------------ the sparse matrix
     def _matrix_bound(self, dtype: torch.dtype) -> int:
-        """Bytes of the matrix and its transpose, from above: at most two entries per ray and step."""
-        q = 2 * (self.size // 2) + 1
-        entries = 2 * q * self.n_angles * self.n_detectors
-        index = 4 if entries < 2**31 else 8
-        value = torch.empty((), dtype=dtype).element_size()
-        return 2 * entries * (value + index) + 4 * index * (self.n_angles * self.n_detectors + self.size**2)
-
-    def _triplets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The system matrix as ``(rows, columns, values)`` in float64: the entries of every ray
-        at every step, from the same positions (``alpha + q beta``), gathers and path lengths
-        that the matrix-free engine uses (zero-padded and out-of-support pixels left out)."""
-        n, q = self.size, 2 * (self.size // 2) + 1
-        def table(name: str, bits: bool = False) -> np.ndarray:
-            """A buffer on the CPU (it lives with the operator, maybe on a GPU); ``bits``: float64."""
-            t = getattr(self, name)
-            return (t.view(torch.float64) if bits else t).cpu().numpy()
-
-        target = table("_target")
-        length = table("_length", bits=True)
-        steps = np.arange(q, dtype=np.float64) - (q // 2)
-        rows, cols, values = [], [], []
-        for block in self._blocks:
-            rays = block.rays
-            alpha = table(f"{block.name}_alpha", bits=True).reshape(rays, 2)[:, 0]
-            beta = table(f"{block.name}_beta", bits=True).reshape(rays, 2)[:, 0]
-            pick = table(f"{block.name}_pick").astype(np.int64).reshape(q, block.channels, q)
-            # grid_sample's bilinear weights (align_corners=False): pixel coordinate of each step
-            position = ((alpha[None, :] + steps[:, None] * beta[None, :] + 1.0) * q - 1.0) / 2.0
-            left = np.floor(position)
-            right_weight = position - left
-            left = left.astype(np.int64)
-            for channel in range(block.channels):
-                ray_rows = target[block.offset + channel * rays + np.arange(rays)]
-                for pixel, weight in ((left, 1.0 - right_weight), (left + 1, right_weight)):
-                    step, ray = np.nonzero((pixel >= 0) & (pixel < q))
-                    column = pick[step, channel, pixel[step, ray]]
-                    w = weight[step, ray]
-                    keep = (column < n * n) & (w != 0.0)
-                    rows.append(ray_rows[ray[keep]])
-                    cols.append(column[keep])
-                    values.append(w[keep] * length[ray_rows[ray[keep]]])
-        return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+        """Upper bound on the bytes of the cached matrix and its transpose in ``dtype``."""
+        return matrix_bound(self.size, self.n_angles, self.n_detectors, dtype)
 
     def _matrices(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The cached CSR matrix and its transpose in ``dtype`` on ``device``, assembled on first
-        use, or ``None`` when they would exceed ``matrix_bytes`` (a matrix cached before the
-        budget was lowered is dropped) or for dtypes other than float32/float64."""
-        key, key_t = ("_matrix", dtype, device), ("_matrix_t", dtype, device)
-        if dtype not in (torch.float32, torch.float64) or self._matrix_bound(dtype) > int(self.matrix_bytes):
-            self._cast_cache.pop(key, None)
-            self._cast_cache.pop(key_t, None)
-            return None
-        if key not in self._cast_cache or key_t not in self._cast_cache:
-            rows, cols, values = self._triplets()
-            shape = (self.n_angles * self.n_detectors, self.size**2)
-            self._cast_cache[key] = _csr(rows, cols, values, shape).to(device=device, dtype=dtype)
-            self._cast_cache[key_t] = _csr(cols, rows, values, shape[::-1]).to(device=device, dtype=dtype)
-        return self._cast_cache[key], self._cast_cache[key_t]
+        """The cached sparse matrix and its transpose, or ``None`` (see :func:`cached_matrices`)."""
+        return cached_matrices(self, dtype, device)
 
     # ------------------------------------------------------------------ projection
     def _project(self, x: torch.Tensor) -> torch.Tensor:
