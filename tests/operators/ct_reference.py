@@ -1,11 +1,13 @@
 """Closed-form references shared by the CT operator tests: an anti-aliased ellipse image and
-the exact chord lengths of lines through the ellipse (its line integrals)."""
+the exact chord lengths of lines through the ellipse (its line integrals); and the two engines
+(cached sparse matrix, matrix-free) the projector tests run on."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 
 
 def ellipse_image(size: int, centre: tuple[float, float], axes: tuple[float, float],
@@ -31,3 +33,15 @@ def ellipse_chords(points: np.ndarray, directions: np.ndarray, centre: tuple[flo
     qa, qb, qc = (d * d).sum(-1), 2 * (p * d).sum(-1), (p * p).sum(-1) - 1.0
     disc = qb * qb - 4 * qa * qc
     return np.sqrt(np.clip(disc, 0, None)) / qa
+
+
+ENGINES = ["matrix", "matrix-free"]
+
+
+def with_engine(op, engine: str):  # noqa: ANN001, ANN201
+    """The CT operator ``op`` on its cached sparse matrix (``"matrix"``) or recomputing the
+    weights per call (``"matrix-free"``), checked to be on that path."""
+    if engine == "matrix-free":
+        op.matrix_bytes = 0
+    assert (op._matrices(torch.float64, torch.device("cpu")) is not None) == (engine == "matrix")
+    return op

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from ct_reference import ellipse_chords, ellipse_image
+from ct_reference import ENGINES, ellipse_chords, ellipse_image, with_engine
 from scipy.ndimage import gaussian_filter
 from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
@@ -68,13 +68,6 @@ ANGLES = [0.0, 90.0, 180.0, 270.0, 10.0, 80.0, 100.0, 170.0, 190.0, 260.0, 280.0
           -10.0, 33.0, 201.5, 201.5]
 
 
-def _engine(op: FanBeam, engine: str) -> FanBeam:
-    """``op`` on the cached sparse matrix (``"matrix"``) or recomputing the weights per call."""
-    if engine == "matrix-free":
-        op.matrix_bytes = 0
-    assert (op._matrices(F64, torch.device("cpu")) is not None) == (engine == "matrix")
-    return op
-
 
 # --------------------------------------------------------------------------- geometry
 @pytest.mark.parametrize(
@@ -83,11 +76,11 @@ def _engine(op: FanBeam, engine: str) -> FanBeam:
      (12, {"source_distance": 30.0, "detector_distance": 0.0, "circle": False}),
      (11, {"source_distance": 9.0, "detector_distance": 20.0, "detectors": 15, "detector_spacing": 1.7})],
 )
-@pytest.mark.parametrize("engine", ["matrix", "matrix-free"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_matrix_equals_joseph_written_out(size: int, kwargs: dict, engine: str) -> None:
     """The projector, matrix-free or on its cached sparse matrix, is Joseph's method on the fan
     rays, exactly (float64)."""
-    op = _engine(FanBeam(size, angles=ANGLES, **kwargs), engine)
+    op = with_engine(FanBeam(size, angles=ANGLES, **kwargs), engine)
     ref = torch.from_numpy(_fan_joseph_dense(op))
     torch.testing.assert_close(op.to_matrix(), ref, rtol=0, atol=1e-12)
     y = op.random_output(2, dtype=F64, seed=3)
@@ -166,9 +159,9 @@ def test_default_detector_covers_the_field_of_view() -> None:
     [(16, {}), (21, {"source_distance": 40.0, "detector_distance": 0.0, "circle": False}),
      (24, {"angles": [3.0, 47.0, 200.0], "source_distance": 14.0, "detectors": 40})],
 )
-@pytest.mark.parametrize("engine", ["matrix", "matrix-free"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_dot_product_test(size: int, kwargs: dict, seed: int, engine: str) -> None:
-    op = _engine(FanBeam(size, **{"angles": 30, **kwargs}), engine)
+    op = with_engine(FanBeam(size, **{"angles": 30, **kwargs}), engine)
     assert op.adjointness_error(dtype=torch.float32, seed=seed, batch=3) < 1e-5
     assert op.adjointness_error(dtype=F64, seed=seed, batch=3) < 1e-12
 
@@ -180,7 +173,7 @@ def test_norm_matches_largest_singular_value() -> None:
 
 
 def test_chunking_and_batching_do_not_change_the_result() -> None:
-    op = _engine(FanBeam(18, angles=24, source_distance=20.0, circle=False), "matrix-free")
+    op = with_engine(FanBeam(18, angles=24, source_distance=20.0, circle=False), "matrix-free")
     x = op.random_input(3, F64, seed=0).repeat(1, 2, 1, 1)
     x[:, 1] *= -0.5
     y = op.random_output(3, F64, seed=1)

@@ -9,23 +9,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from ct_reference import ellipse_chords, ellipse_image
+from ct_reference import ENGINES, ellipse_chords, ellipse_image, with_engine
 from scipy.ndimage import gaussian_filter
 from skimage.data import shepp_logan_phantom
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.transform import iradon, radon, resize
 
 from stablerecon.operators.radon import FBP_FILTERS, Radon, clear_radon_cache
-
-ENGINES = ["matrix", "matrix-free"]
-
-
-def _engine(op: Radon, engine: str) -> Radon:
-    """``op`` on the cached sparse matrix (``"matrix"``) or recomputing the weights per call."""
-    if engine == "matrix-free":
-        op.matrix_bytes = 0
-    assert (op._matrices(torch.float64, torch.device("cpu")) is not None) == (engine == "matrix")
-    return op
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +93,7 @@ def test_matches_skimage_radon_on_shepp_logan(op128: Radon, phantom128: np.ndarr
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("size", "angles"), [(64, 180), (33, 50), (16, 12)])
 def test_matches_skimage_radon_on_smooth_random_images(size: int, angles: int, engine: str) -> None:
-    op = _engine(Radon(size, angles=angles), engine)
+    op = with_engine(Radon(size, angles=angles), engine)
     image = _smooth_random(size, seed=size)
     ref = radon(image, theta=np.asarray(op.angles), circle=True)
     corr, rel = _compare(_ours(op, image), ref)
@@ -183,7 +173,7 @@ def test_line_integrals_of_a_tilted_ellipse() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize(("size", "angles", "circle"), [(16, 12, True), (31, 40, False)])
 def test_dot_product_test(size: int, angles: int, circle: bool, seed: int, engine: str) -> None:
-    op = _engine(Radon(size, angles=angles, circle=circle), engine)
+    op = with_engine(Radon(size, angles=angles, circle=circle), engine)
     assert op.adjointness_error(dtype=torch.float32, seed=seed, batch=3) < 1e-5
     assert op.adjointness_error(dtype=torch.float64, seed=seed, batch=3) < 1e-12
 
@@ -207,7 +197,7 @@ SYMMETRIC_ANGLES = [0.0, 90.0, 180.0, 270.0, -90.0, 20.0, 70.0, 110.0, 160.0, 20
 def test_matrix_equals_joseph_written_out(size: int, n_det: int, circle: bool, engine: str) -> None:
     """The projector, matrix-free or on its cached sparse matrix, is Joseph's method exactly
     (float64), at every symmetry."""
-    op = _engine(Radon(size, angles=SYMMETRIC_ANGLES, detectors=n_det, circle=circle), engine)
+    op = with_engine(Radon(size, angles=SYMMETRIC_ANGLES, detectors=n_det, circle=circle), engine)
     ref = torch.from_numpy(_joseph_dense(size, SYMMETRIC_ANGLES, n_det, circle))
     torch.testing.assert_close(op.to_matrix(), ref, rtol=0, atol=1e-12)
     y = op.random_output(3, dtype=torch.float64, seed=4)
@@ -220,7 +210,7 @@ def test_matrix_equals_joseph_written_out(size: int, n_det: int, circle: bool, e
 
 def test_chunking_and_batching_do_not_change_the_result() -> None:
     """Tiny chunks (one angle at a time, one image per slice) give the same numbers."""
-    op = _engine(Radon(20, angles=37, circle=False), "matrix-free")
+    op = with_engine(Radon(20, angles=37, circle=False), "matrix-free")
     x = op.random_input(3, torch.float64, seed=0).repeat(1, 2, 1, 1)
     y = op.random_output(3, torch.float64, seed=1).repeat(1, 2, 1, 1)
     ax, aty = op.A(x), op.A_adjoint(y)

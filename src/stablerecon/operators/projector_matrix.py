@@ -37,8 +37,7 @@ def matrix_bound(size: int, n_angles: int, n_detectors: int, dtype: torch.dtype)
     q = 2 * (size // 2) + 1
     entries = 2 * q * n_angles * n_detectors
     index = 4 if entries < 2**31 else 8
-    value = torch.empty((), dtype=dtype).element_size()
-    return 2 * entries * (value + index) + 4 * index * (n_angles * n_detectors + size**2)
+    return 2 * entries * (dtype.itemsize + index) + 4 * index * (n_angles * n_detectors + size**2)
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:

@@ -168,9 +168,10 @@ class Radon(RayDrivenProjector):
     ``size = 512`` with 720 angles, where a stored sparse matrix would take about 10 GB). Where
     the matrix is small (its bound at most ``matrix_bytes``, default
     :data:`~stablerecon.operators.projector.MATRIX_BYTES` = 256 MiB: e.g. 128 x 128 with up to
-    about 200 views), the same weights are assembled once into a sparse matrix, kept with its
-    transpose, and ``A`` / ``A_adjoint`` are sparse products (5-15x faster on batches of small
-    images); ``matrix_bytes = 0`` keeps the operator matrix-free.
+    about 480 views in float32, 320 in float64), the same weights are assembled once into a
+    sparse matrix, kept with its transpose, and ``A`` / ``A_adjoint`` are sparse products
+    (5-15x faster on batches of small images); ``matrix_bytes = 0`` keeps the operator
+    matrix-free.
 
     With ``circle=True`` (the default) images are assumed to vanish outside the inscribed disk
     ``(i - c)^2 + (j - c)^2 <= (size // 2)^2``, as in scikit-image: pixels outside it are not
